@@ -1,0 +1,101 @@
+"""Command-line interface: argument handling and output only; the work lives in the modules
+each command calls."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler import __version__
+from reconciler.errors import EXIT_ERROR, EXIT_INTERRUPTED, ReconcilerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(function: F) -> F:
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Configuration file (default: reconciler.yaml in the working directory, if any).",
+    )(function)
+
+
+def contacts_option(function: F) -> F:
+    return click.option(
+        "--contacts",
+        "contacts_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Desired-state directory (default: the config's `contacts`, else contacts/).",
+    )(function)
+
+
+def api_url_option(function: F) -> F:
+    return click.option(
+        "--api-url",
+        default=None,
+        help="Heymarket API base URL (default: HEYMARKET_API_URL, then the config's api.url).",
+    )(function)
+
+
+def color_option(function: F) -> F:
+    return click.option(
+        "--no-color",
+        is_flag=True,
+        default=False,
+        help="Plain output without colour (also: the NO_COLOR environment variable).",
+    )(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconciler")
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+@click.pass_context
+def cli(context: click.Context, debug: bool) -> None:
+    """GitOps for the contacts of a Heymarket account."""
+    context.ensure_object(dict)
+    context.obj["debug"] = debug
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and map every outcome to an exit code; expected errors are one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("RECONCILER_DEBUG") == "1"
+    try:
+        result = cli.main(args=args, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return EXIT_INTERRUPTED
+    except click.exceptions.Exit as exit_request:
+        return exit_request.exit_code
+    except click.ClickException as usage_error:
+        usage_error.show()
+        # Exit 2 means "changes present" for plan --detailed-exitcode; usage errors are 1.
+        return EXIT_ERROR
+    except ReconcilerError as error:
+        click.echo(f"Error: {error}", err=True)
+        return error.exit_code
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as error:  # the last line of defence
+        if debug:
+            traceback.print_exc()
+        else:
+            click.echo(
+                f"Error: unexpected {type(error).__name__}: {error}. "
+                "Run again with --debug for the traceback, and report it.",
+                err=True,
+            )
+        return EXIT_ERROR
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,136 @@
+"""The exception tree. Every expected failure is a ``ReconcilerError``; the CLI prints its
+message on one line and exits with its ``exit_code``.
+
+    ReconcilerError                  exit 1
+    ├── DesiredStateError            the YAML contacts (or the config) are invalid
+    │   └── ConfigError              reconciler.yaml is invalid
+    ├── CredentialsError             no usable credentials in the environment
+    ├── ApiError                     Heymarket answered with an error (status, request id)
+    │   ├── AuthenticationError      401 / 403
+    │   ├── RateLimitedError         429 that outlasted the retry budget
+    │   ├── ServerError              5xx that outlasted the retry budget
+    │   └── BadResponseError         a body that is not what the API documents
+    ├── TransportError               could not reach the server (connection, timeout)
+    ├── AmbiguousWriteError          a write whose outcome is unknown (timeout/5xx after send)
+    └── GuardRefusedError            exit 3: a safety guard refused
+        ├── PruneCapExceededError
+        ├── StalePlanError
+        └── ApprovalRequiredError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_REFUSED = 3
+EXIT_INTERRUPTED = 130
+
+
+class ReconcilerError(Exception):
+    """Root of every expected error. ``str(error)`` is a one-line message for the user."""
+
+    exit_code: int = EXIT_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem found in a desired-state or config file, located to line and column."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+class DesiredStateError(ReconcilerError):
+    """The desired state could not be loaded; carries every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        count = len(self.problems)
+        first = str(self.problems[0]) if self.problems else "no details"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"{first}{more}")
+
+
+class ConfigError(DesiredStateError):
+    """reconciler.yaml (or --config FILE) is invalid."""
+
+
+class CredentialsError(ReconcilerError):
+    """No usable Heymarket credentials in the environment."""
+
+
+class ApiError(ReconcilerError):
+    """Heymarket answered with an error. Never carries a credential."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+        self.server_message = message
+        details = [
+            f"HTTP {status}" if status is not None else "",
+            f"request id {request_id}" if request_id else "",
+        ]
+        detail = ", ".join(d for d in details if d)
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class AuthenticationError(ApiError):
+    """401 or 403."""
+
+
+class RateLimitedError(ApiError):
+    """429 for longer than the retry budget allows."""
+
+
+class ServerError(ApiError):
+    """5xx for longer than the retry budget allows."""
+
+
+class BadResponseError(ApiError):
+    """A response body that does not have the documented shape."""
+
+
+class TransportError(ReconcilerError):
+    """The server could not be reached (connection refused, DNS, timeout before sending)."""
+
+
+class AmbiguousWriteError(ReconcilerError):
+    """A write was sent but its outcome is unknown (timeout or 5xx after the body was sent).
+
+    The caller must re-read the affected contacts before retrying: a blind retry could create
+    a duplicate."""
+
+
+class GuardRefusedError(ReconcilerError):
+    """A safety guard refused the operation; nothing was written."""
+
+    exit_code = EXIT_REFUSED
+
+
+class PruneCapExceededError(GuardRefusedError):
+    """More deletes than max_deletes or max_delete_percent allow."""
+
+
+class StalePlanError(GuardRefusedError):
+    """A saved plan no longer matches the live account or the desired state."""
+
+
+class ApprovalRequiredError(GuardRefusedError):
+    """Apply needs confirmation and none was given (no terminal, no --auto-approve)."""

@@ -1,0 +1,79 @@
+"""The values the pipeline passes around: declared contacts, live contacts, custom fields.
+
+Raw dicts stop at the edges (YAML loading, API responses); everything past them is one of
+these frozen values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.normalize import CustomValue
+
+# The standard contact fields a desired-state file may manage, in canonical order
+# (``phone`` first, ``custom`` last, as ``fmt`` writes them).
+STANDARD_FIELDS: tuple[str, ...] = ("first", "last", "display_name", "email", "is_opted_out")
+CANONICAL_KEY_ORDER: tuple[str, ...] = ("phone", *STANDARD_FIELDS, "custom")
+
+StandardValue = str | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a declared contact was written: file path (as given, relative when possible)
+    and 1-based line."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredContact:
+    """A contact as declared in YAML.
+
+    Only the keys present in the file are managed: ``fields`` holds the standard fields that
+    were written (a ``None`` value means "managed and cleared"), ``custom`` the custom fields
+    by title. A key that is absent is not managed and its live value is left alone."""
+
+    phone: str
+    fields: Mapping[str, StandardValue]
+    custom: Mapping[str, CustomValue]
+    source: SourceLocation
+
+
+@dataclass(frozen=True, slots=True)
+class LiveContact:
+    """A contact as the Heymarket API returns it.
+
+    ``custom`` is keyed by the numeric custom-field id as a string, as the API does.
+    ``raw`` is the full record, kept for prune backups and restore."""
+
+    id: int
+    uuid: str
+    phone: str
+    first: str | None
+    last: str | None
+    display_name: str | None
+    email: str | None
+    is_opted_out: bool
+    custom: Mapping[str, CustomValue]
+    rev: int
+    updated: str
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def standard_value(self, name: str) -> StandardValue:
+        """The live value of one of ``STANDARD_FIELDS``."""
+        value: StandardValue = getattr(self, name)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class CustomField:
+    """A custom-field definition of the account."""
+
+    id: str
+    title: str
