@@ -12,6 +12,9 @@ message on one line and exits with its ``exit_code``.
     │   └── BadResponseError         a body that is not what the API documents
     ├── TransportError               could not reach the server (connection, timeout)
     ├── AmbiguousWriteError          a write whose outcome is unknown (timeout/5xx after send)
+    ├── SavedPlanError               a saved plan file is unreadable, foreign or too new
+    ├── SandboxError                 the sandbox server could not start (port, --db, --seed)
+    ├── ScaffoldError                init could not write the scaffold (existing files, I/O)
     └── GuardRefusedError            exit 3: a safety guard refused
         ├── PruneCapExceededError
         ├── StalePlanError
@@ -116,6 +119,18 @@ class AmbiguousWriteError(ReconcilerError):
 
     The caller must re-read the affected contacts before retrying: a blind retry could create
     a duplicate."""
+
+
+class SavedPlanError(ReconcilerError):
+    """A saved plan file is corrupt, not a reconciler plan, or from a newer format."""
+
+
+class SandboxError(ReconcilerError):
+    """``reconciler sandbox`` could not start: port in use, unreadable --db or --seed file."""
+
+
+class ScaffoldError(ReconcilerError):
+    """``reconciler init`` could not write the scaffold: files exist already, or I/O failed."""
 
 
 class GuardRefusedError(ReconcilerError):

@@ -1,0 +1,81 @@
+"""Renderers of a plan: ``text`` for terminals, ``markdown`` for pull-request comments,
+``json`` for scripts. Each is a pure function from a ``Plan`` to text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+# Not ``import json``: importing the ``render.json`` submodule rebinds that package name.
+from json import dumps
+
+from reconciler.masking import mask_plan
+from reconciler.plan import Change, Delete, FieldChange, FieldValue, Plan, Update
+
+FORMATS: tuple[str, ...] = ("text", "markdown", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    mask_pii: bool = False
+    # Colour applies to the text format only, and only when the CLI decided the output is a
+    # terminal without NO_COLOR / --no-color.
+    color: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What goes to stdout and what goes to stderr. The text format sends warnings and
+    errors to stderr; markdown and json carry them inside the document."""
+
+    stdout: str
+    stderr: str = ""
+
+
+def render_plan(plan: Plan, output_format: str, options: RenderOptions) -> Rendered:
+    # Imported here: the format modules import the helpers below from this package.
+    from reconciler.render.json import render_json
+    from reconciler.render.markdown import render_markdown
+    from reconciler.render.text import render_text, render_text_notices
+
+    shown = mask_plan(plan) if options.mask_pii else plan
+    if output_format == "text":
+        return Rendered(
+            render_text(shown, color=options.color),
+            render_text_notices(shown, color=options.color),
+        )
+    if output_format == "markdown":
+        return Rendered(render_markdown(shown))
+    if output_format == "json":
+        return Rendered(render_json(shown))
+    raise ValueError(f"unknown plan format {output_format!r}; expected one of {FORMATS}")
+
+
+def format_value(value: FieldValue) -> str:
+    """A value as JSON: strings quoted, control characters escaped (live data is untrusted
+    and must not smuggle terminal escapes into the output)."""
+    return dumps(value, ensure_ascii=False)
+
+
+def action_label(change: Change) -> str:
+    if isinstance(change, Update) and change.adopt:
+        return "adopt"
+    return change.action
+
+
+def field_changes(change: Change) -> Iterator[tuple[str, FieldChange]]:
+    """Standard fields, then custom fields labelled ``custom["Title"]``."""
+    yield from change.fields.items()
+    yield from custom_labels(change.custom)
+
+
+def custom_labels(custom: Mapping[str, FieldChange]) -> Iterator[tuple[str, FieldChange]]:
+    for title, field_change in custom.items():
+        yield f"custom[{format_value(title)}]", field_change
+
+
+def change_location(change: Change) -> str:
+    """Where a reviewer finds the change: the file and line, or the live contact id."""
+    if isinstance(change, Delete):
+        return f"contact {change.contact_id}"
+    return str(change.source)

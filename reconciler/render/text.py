@@ -1,0 +1,77 @@
+"""The terminal rendering, Terraform-like: ``+`` create, ``~`` update, ``-`` delete, one
+line per field with ``before -> after``, and the one-line summary at the end."""
+
+from __future__ import annotations
+
+from reconciler.plan import Change, FieldChange, Plan
+from reconciler.render import action_label, change_location, field_changes, format_value
+
+_RESET = "\033[0m"
+_BOLD = "\033[1m"
+_COLORS = {"+": "\033[32m", "~": "\033[33m", "-": "\033[31m"}
+_SIGNS = {"create": "+", "update": "~", "delete": "-"}
+_WARNING = "\033[33m"
+_ERROR = "\033[31m"
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def _field_line(label: str, change: FieldChange, color: bool) -> str:
+    if change.before is None:
+        sign, shown = "+", format_value(change.after)
+    elif change.after is None:
+        sign, shown = "-", format_value(change.before)
+        shown = f"{shown} -> null"
+    else:
+        sign = "~"
+        shown = f"{format_value(change.before)} -> {format_value(change.after)}"
+    return f"      {_paint(sign, _COLORS[sign], color)} {label}: {shown}"
+
+
+def _change_lines(change: Change, color: bool) -> list[str]:
+    sign = _SIGNS[change.action]
+    head = f"{action_label(change)} {change.phone}"
+    lines = [
+        f"  {_paint(sign, _COLORS[sign], color)} {_paint(head, _BOLD, color)}"
+        f"  ({change_location(change)})"
+    ]
+    lines.extend(
+        _field_line(label, field_change, color) for label, field_change in field_changes(change)
+    )
+    return lines
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    """The changes and the summary (for stdout); notices go through ``render_text_notices``."""
+    summary = plan.summary
+    lines: list[str] = []
+    if not plan.has_changes:
+        lines.append(
+            _paint("No changes.", _BOLD, color) + " The live account matches the desired state."
+        )
+    else:
+        lines.append("reconciler will perform these actions:")
+        lines.append("")
+        for change in plan.changes:
+            lines.extend(_change_lines(change, color))
+            lines.append("")
+        if plan.fields_to_create:
+            titles = ", ".join(format_value(title) for title in plan.fields_to_create)
+            lines.append(f"Custom fields to create first: {titles}")
+            lines.append("")
+        lines.append(_paint(str(summary), _BOLD, color))
+    if plan.prune_candidates:
+        lines.append(
+            f"{plan.prune_candidates} owned contacts are no longer declared; "
+            "`plan --prune` shows them as deletes."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_text_notices(plan: Plan, *, color: bool = False) -> str:
+    """Warnings and errors, one a line, for stderr (so stdout stays clean for piping)."""
+    lines = [f"{_paint('Warning:', _WARNING, color)} {notice}" for notice in plan.warnings]
+    lines += [f"{_paint('Error:', _ERROR, color)} {notice}" for notice in plan.errors]
+    return "".join(f"{line}\n" for line in lines)
