@@ -65,6 +65,73 @@ def cli(context: click.Context, debug: bool) -> None:
     context.obj["debug"] = debug
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="SQLite file that keeps the account across restarts (default: in memory).",
+)
+@click.option(
+    "--seed",
+    "seed_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="JSON or YAML list of contacts to preload.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Answer 429 over N requests per minute (0: no limit).",
+)
+@click.option(
+    "--latency",
+    "latency_ms",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Delay every API response by MS milliseconds.",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Answer this fraction of API requests with a random 500.",
+)
+def sandbox(
+    host: str,
+    port: int,
+    db: Path | None,
+    seed_file: Path | None,
+    rate_limit: int,
+    latency_ms: int,
+    fail_rate: float,
+) -> int:
+    """Run a local Heymarket-compatible API server (SQLite-backed) until Ctrl-C."""
+    from reconciler.sandbox.faults import FaultSettings
+    from reconciler.sandbox.server import run_sandbox
+
+    return run_sandbox(
+        host=host,
+        port=port,
+        db=db,
+        seed_file=seed_file,
+        initial_faults=FaultSettings(
+            rate_limit=rate_limit, latency_ms=latency_ms, fail_rate=fail_rate
+        ),
+        environ=os.environ,
+        out=sys.stdout,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code; expected errors are one line."""
     args = list(sys.argv[1:] if argv is None else argv)
