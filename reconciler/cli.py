@@ -132,6 +132,25 @@ def sandbox(
     )
 
 
+@cli.command()
+@click.argument(
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    required=False,
+)
+@click.option("--force", is_flag=True, help="Overwrite files that exist already.")
+def init(directory: Path, force: bool) -> int:
+    """Scaffold a contacts repository in DIRECTORY (default: here): reconciler.yaml, an
+    example contacts/ file, the GitHub workflows, .gitignore, Makefile and README.md."""
+    from reconciler.scaffold import NEXT_STEPS, init_repository
+
+    for path in init_repository(directory, force=force):
+        click.echo(f"Wrote {path}")
+    click.echo(NEXT_STEPS)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code; expected errors are one line."""
     args = list(sys.argv[1:] if argv is None else argv)
