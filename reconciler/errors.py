@@ -3,7 +3,8 @@ message on one line and exits with its ``exit_code``.
 
     ReconcilerError                  exit 1
     ├── DesiredStateError            the YAML contacts (or the config) are invalid
-    │   └── ConfigError              reconciler.yaml is invalid
+    │   ├── ConfigError              reconciler.yaml is invalid
+    │   └── InputNotFoundError       no contacts directory / config file where named
     ├── CredentialsError             no usable credentials in the environment
     ├── ApiError                     Heymarket answered with an error (status, request id)
     │   ├── AuthenticationError      401 / 403
@@ -65,6 +66,15 @@ class DesiredStateError(ReconcilerError):
 
 class ConfigError(DesiredStateError):
     """reconciler.yaml (or --config FILE) is invalid."""
+
+
+class InputNotFoundError(DesiredStateError):
+    """The contacts directory (or a config file named by --config) does not exist or holds no
+    contacts files: one message, no per-file problems."""
+
+    def __init__(self, message: str) -> None:
+        self.problems = ()
+        ReconcilerError.__init__(self, message)
 
 
 class CredentialsError(ReconcilerError):
