@@ -226,6 +226,8 @@ def _live_from_json(data: Mapping[str, Any]) -> LiveContact:
 
 def _change_from_json(data: Mapping[str, Any], records: Mapping[str, LiveContact]) -> Change:
     action = _get(data, "action", str)
+    if action not in ("create", "update", "delete"):
+        raise _Invalid(f"unknown action {action!r}")
     phone = _get(data, "phone", str)
     fields = _field_changes(data, "fields")
     custom = _field_changes(data, "custom")
@@ -245,11 +247,9 @@ def _change_from_json(data: Mapping[str, Any], records: Mapping[str, LiveContact
             custom=custom,
             adopt=_get(data, "adopt", bool),
         )
-    if action == "delete":
-        if contact_id not in records:
-            raise _Invalid(f"no live record for the delete of contact {contact_id}")
-        return Delete(phone, contact_id, rev, updated, fields, custom, records[contact_id])
-    raise _Invalid(f"unknown action {action!r}")
+    if contact_id not in records:
+        raise _Invalid(f"no live record for the delete of contact {contact_id}")
+    return Delete(phone, contact_id, rev, updated, fields, custom, records[contact_id])
 
 
 def _notice_from_json(data: Mapping[str, Any]) -> Notice:
