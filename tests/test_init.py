@@ -1,0 +1,186 @@
+"""`reconciler init`: a scaffold that validates, whose workflows lint clean, and that never
+overwrites a file without --force."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from reconciler.cli import main
+from reconciler.scaffold import WORKFLOW_NAMES, workflow_template
+from tests.workflow_lint import ROOT, actionlint, check_jsonschema
+
+SCAFFOLD = [
+    "reconciler.yaml",
+    "contacts/example.yaml",
+    ".gitignore",
+    "Makefile",
+    "README.md",
+    *(f".github/workflows/{name}" for name in WORKFLOW_NAMES),
+]
+
+
+def scaffolded_files(directory: Path) -> list[str]:
+    return sorted(
+        path.relative_to(directory).as_posix() for path in directory.rglob("*") if path.is_file()
+    )
+
+
+def schema_leaf_keys(schema: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, subschema in schema["properties"].items():
+        if subschema.get("type") == "object" and "properties" in subschema:
+            yield from schema_leaf_keys(subschema, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def yaml_leaf_keys(mapping: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            yield from yaml_leaf_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+@pytest.fixture
+def repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    directory = tmp_path / "acme-contacts"
+    assert main(["init", str(directory)]) == 0
+    capsys.readouterr()
+    return directory
+
+
+def test_init_writes_the_whole_scaffold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "acme-contacts"
+    assert main(["init", str(directory)]) == 0
+    assert scaffolded_files(directory) == sorted(SCAFFOLD)
+    out = capsys.readouterr().out
+    for name in SCAFFOLD:
+        assert f"Wrote {directory / name}\n" in out
+    assert "Next steps:" in out
+
+
+def test_init_without_a_directory_scaffolds_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    assert scaffolded_files(tmp_path) == sorted(SCAFFOLD)
+
+
+def test_the_scaffold_validates(repository: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repository)
+    assert main(["validate"]) == 0
+
+
+def test_the_scaffold_contacts_are_in_canonical_form(
+    repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scaffold's CI runs `fmt --check`: a fresh repository must pass its own CI.
+    monkeypatch.chdir(repository)
+    assert main(["fmt", "--check"]) == 0
+
+
+def test_the_scaffold_workflows_pass_actionlint_and_the_schema(repository: Path) -> None:
+    workflows = [repository / ".github" / "workflows" / name for name in WORKFLOW_NAMES]
+    problems = actionlint(workflows)
+    assert problems == [], "\n".join(map(str, problems))
+    result = check_jsonschema(workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_scaffold_workflows_are_this_repositorys_workflows(repository: Path) -> None:
+    for name in WORKFLOW_NAMES:
+        written = (repository / ".github" / "workflows" / name).read_text(encoding="utf-8")
+        assert written == workflow_template(name)
+        assert written == (ROOT / ".github" / "workflows" / name).read_text(encoding="utf-8")
+
+
+def test_the_config_sets_and_explains_every_key(repository: Path) -> None:
+    schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text(encoding="utf-8"))
+    text = (repository / "reconciler.yaml").read_text(encoding="utf-8")
+    config = YAML(typ="safe").load(text)
+    jsonschema.validate(config, schema)
+    assert set(yaml_leaf_keys(config)) == set(schema_leaf_keys(schema))
+    lines = text.splitlines()
+    for key in yaml_leaf_keys(config):
+        leaf = key.rsplit(".", 1)[-1]
+        (index,) = [i for i, line in enumerate(lines) if line.strip().startswith(f"{leaf}:")]
+        assert lines[index - 1].strip().startswith("#"), f"{key} has no comment above it"
+
+
+def test_the_owner_is_written_out_as_the_directory_name(tmp_path: Path) -> None:
+    # Quoting matters: a directory name may hold YAML's special characters.
+    directory = tmp_path / "acme: #1 'contacts'"
+    assert main(["init", str(directory)]) == 0
+    config = YAML(typ="safe").load(directory / "reconciler.yaml")
+    assert config["ownership"]["owner"] == "acme: #1 'contacts'"
+
+
+def test_the_example_contacts_show_each_kind_of_field(repository: Path) -> None:
+    contacts = YAML(typ="safe").load(repository / "contacts" / "example.yaml")["contacts"]
+    assert 2 <= len(contacts) <= 3
+    assert any("custom" in contact for contact in contacts)
+    assert any(None in contact.values() for contact in contacts)
+    assert "#" in (repository / "contacts" / "example.yaml").read_text(encoding="utf-8")
+
+
+def test_gitignore_keeps_local_state_out_of_git(repository: Path) -> None:
+    assert ".reconciler/" in (repository / ".gitignore").read_text().splitlines()
+
+
+def test_readme_names_the_secrets_and_the_variables_to_set(repository: Path) -> None:
+    readme = (repository / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# acme-contacts\n")
+    for name in (
+        "HEYMARKET_SECRET_ID",
+        "HEYMARKET_SECRET_KEY",
+        "HEYMARKET_API_KEY",
+        "RECONCILER_PRUNE",
+        "RECONCILER_PIP_SPEC",
+    ):
+        assert f"`{name}`" in readme
+    assert "$" not in readme.replace("$version", "")
+
+
+def test_init_refuses_to_overwrite_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "existing"
+    (directory / "contacts").mkdir(parents=True)
+    (directory / "README.md").write_text("our own readme\n")
+    (directory / "contacts" / "example.yaml").write_text("contacts: []\n")
+
+    assert main(["init", str(directory)]) == 1
+
+    err = capsys.readouterr().err
+    assert err == (
+        f"Error: Refusing to overwrite 2 existing files in {directory}: "
+        "contacts/example.yaml, README.md. Move them away, or pass --force to overwrite them.\n"
+    )
+    assert scaffolded_files(directory) == ["README.md", "contacts/example.yaml"]
+    assert (directory / "README.md").read_text() == "our own readme\n"
+
+
+def test_init_force_overwrites(tmp_path: Path) -> None:
+    directory = tmp_path / "existing"
+    directory.mkdir()
+    (directory / "README.md").write_text("our own readme\n")
+    assert main(["init", "--force", str(directory)]) == 0
+    assert (directory / "README.md").read_text().startswith("# existing\n")
+    assert scaffolded_files(directory) == sorted(SCAFFOLD)
+
+
+def test_init_into_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("")
+    assert main(["init", str(target)]) == 1
+    assert "is a file" in capsys.readouterr().err
