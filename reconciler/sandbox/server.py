@@ -352,11 +352,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: SandboxServer
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        reply = self.server.app.handle(
-            self.command, self.path, self.headers.get("Authorization"), body
-        )
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            # The body's end is unknown, so the connection cannot be reused.
+            self.close_connection = True
+            reply = error_reply(400, "bad_data", "Content-Length must be a whole number")
+        else:
+            body = self.rfile.read(length) if length > 0 else b""
+            reply = self.server.app.handle(
+                self.command, self.path, self.headers.get("Authorization"), body
+            )
         if reply is DROP:
             self.close_connection = True
             return
