@@ -127,8 +127,11 @@ def test_the_example_contacts_show_each_kind_of_field(repository: Path) -> None:
     contacts = YAML(typ="safe").load(repository / "contacts" / "example.yaml")["contacts"]
     assert 2 <= len(contacts) <= 3
     assert any("custom" in contact for contact in contacts)
-    assert any(None in contact.values() for contact in contacts)
-    assert "#" in (repository / "contacts" / "example.yaml").read_text(encoding="utf-8")
+    assert any("is_opted_out" in contact for contact in contacts)
+    assert any(set(contact) == {"phone", "first", "last"} for contact in contacts)
+    text = (repository / "contacts" / "example.yaml").read_text(encoding="utf-8")
+    assert "is not managed" in text
+    assert "null" in text
 
 
 def test_gitignore_keeps_local_state_out_of_git(repository: Path) -> None:
