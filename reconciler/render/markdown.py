@@ -127,30 +127,35 @@ def render_markdown(plan: Plan) -> str:
     # The tail is only needed when rows are left out; reserve its worst-case size up front.
     tail_reserve = len(_field_summary(plan.changes)) + 400
     room = BUDGET - len(head) - tail_reserve
+    groups = [
+        (title, [change for change in plan.changes if change.action == action])
+        for action, title in _SECTION_TITLES.items()
+    ]
+    groups = [(title, group) for title, group in groups if group]
     sections: list[str] = []
     left_out = 0
-    for action, title in _SECTION_TITLES.items():
-        group = [change for change in plan.changes if change.action == action]
-        if not group:
-            continue
-        opening_reserve = 200
+    for position, (title, group) in enumerate(groups):
+        # Each action gets a fair share of what is left, so a flood of creates cannot hide
+        # every delete; a share one section does not use passes on to the next.
+        share = room // (len(groups) - position) - 200
         rows: list[str] = []
+        used = 0
         for change in group:
             row = _row(change)
-            if left_out or len(row) + opening_reserve > room:
-                left_out += 1
-                continue
+            if used + len(row) > share:
+                break
             rows.append(row)
-            room -= len(row)
+            used += len(row)
+        left_out += len(group) - len(rows)
         if not rows:
-            sections.append(f"**{title}**: {len(group)} contacts, none listed.\n\n")
-            continue
-        listed = f"{len(group)}" if len(rows) == len(group) else f"{len(rows)} of {len(group)}"
-        section = (
-            f"<details><summary>{title} ({listed})</summary>\n\n"
-            "| phone | source | changes |\n|---|---|---|\n" + "".join(rows) + "\n</details>\n\n"
-        )
-        room -= len(section) - sum(len(row) for row in rows)
+            section = f"**{title}**: {len(group)} contacts, none listed.\n\n"
+        else:
+            listed = str(len(group)) if len(rows) == len(group) else f"{len(rows)} of {len(group)}"
+            section = (
+                f"<details><summary>{title} ({listed})</summary>\n\n"
+                "| phone | source | changes |\n|---|---|---|\n" + "".join(rows) + "\n</details>\n\n"
+            )
+        room -= len(section)
         sections.append(section)
 
     document = head + "".join(sections)
