@@ -1,0 +1,534 @@
+"""The Heymarket contacts API over HTTP: listing, search, custom fields and bulk writes, with
+rate limiting, retries and honest reporting of writes whose outcome is unknown.
+
+Retries: reads (list, search, count, field definitions) are retried after 429, 5xx,
+timeouts and dropped connections. Writes are retried only when the request certainly did
+not reach the server (a refused connection, a 429); after a timeout, a 5xx or a dropped
+connection once the body was sent, the items are reported as *ambiguous* and never re-sent
+blindly, because a second create would duplicate the contact. The caller re-reads them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, NoReturn, TypeVar
+
+import httpx
+
+from reconciler import __version__
+from reconciler.errors import (
+    AmbiguousWriteError,
+    ApiError,
+    AuthenticationError,
+    BadResponseError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from reconciler.heymarket.auth import BearerAuth, Credentials, JwtCredentials
+from reconciler.heymarket.pagination import ListingCursor
+from reconciler.heymarket.parse import (
+    FailedItem,
+    canonical_timestamp,
+    format_timestamp,
+    parse_bulk_write,
+    parse_contact_list,
+    parse_count,
+    parse_custom_fields,
+    parse_delete_answer,
+    parse_timestamp,
+)
+from reconciler.heymarket.ratelimit import SlidingWindowLimiter
+from reconciler.heymarket.retry import (
+    BackoffPolicy,
+    default_uniform,
+    http_date_seconds,
+    parse_retry_after,
+)
+from reconciler.model import CustomField, LiveContact
+
+LIST_PATH: Final = "/v2/contacts/list"
+SEARCH_PATH: Final = "/v2/contacts/search"
+BULK_PATH: Final = "/v2/contacts"
+COUNT_PATH: Final = "/v1/contacts/count"
+FIELDS_LIST_PATH: Final = "/v1/contact-fields"
+FIELDS_CREATE_PATH: Final = "/v1/contacts/fields"
+
+EPOCH: Final = "1970-01-01T00:00:00Z"
+# A listing restarts from an earlier point when a contact written during it may have hidden
+# another one; more rounds than this means the account is being rewritten faster than it can
+# be read, and the listing returns what it has.
+MAX_LISTING_ROUNDS: Final = 4
+# Pages that bring nothing new in a row before the server is judged to ignore `page`.
+MAX_IDLE_PAGES: Final = 25
+RATE_LIMIT_BACKOFF: Final = BackoffPolicy(base=1.0, cap=30.0)
+FAILURE_BACKOFF: Final = BackoffPolicy(base=0.5, cap=30.0, max_attempts_on_failure=6)
+
+T = TypeVar("T")
+
+# Errors raised before a byte of the request reached the server: safe to retry any request.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    """What ``bulk_upsert`` did, item by item.
+
+    ``ambiguous`` holds the items of batches whose outcome is unknown (a timeout, 5xx or
+    dropped connection after the body was sent): they may or may not have been written."""
+
+    succeeded: list[Mapping[str, Any]] = field(default_factory=list)
+    failed: list[FailedItem] = field(default_factory=list)
+    ambiguous: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """What ``bulk_delete`` did: the server answered "ok" for ``deleted``; the outcome of
+    ``ambiguous`` is unknown."""
+
+    deleted: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[str]:
+        """The uuids the server answered "ok" for (the API's own word)."""
+        return self.deleted
+
+
+class _BatchTooLarge(Exception):
+    """The server answered 400 "too many contacts" for a batch."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    request_id: str | None
+    body: object
+
+
+class HeymarketClient:
+    """A client for one Heymarket account. Thread-safe; use as a context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        requests_per_minute: int = 500,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        page_size: int = 100,
+        batch_size: int = 100,
+        max_retry_wait: float = 120.0,
+        on_request: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        uniform: Callable[[float, float], float] = default_uniform,
+    ) -> None:
+        if page_size < 1 or batch_size < 1:
+            raise ValueError("page_size and batch_size must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._auth = BearerAuth(credentials, wall_clock=wall_clock)
+        self._limiter = SlidingWindowLimiter(requests_per_minute, clock=clock, sleep=sleep)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=self._auth,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"User-Agent": f"reconciler/{__version__}", "Accept": "application/json"},
+        )
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._uniform = uniform
+        self._max_retry_wait = max_retry_wait
+        self._on_request = on_request
+        self._lock = threading.Lock()
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.delete_batch_size = batch_size
+        self.search_batch_size = batch_size
+        self.request_count = 0
+
+    def __repr__(self) -> str:
+        return f"HeymarketClient({self.base_url!r}, {self._credentials!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HeymarketClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reads -------------------------------------------------------------------------
+
+    def list_contacts(self) -> list[LiveContact]:
+        """Every contact of the account exactly once (its newest version seen), in
+        ascending ``updated`` order."""
+        return self._list_from(EPOCH)
+
+    def list_contacts_since(self, updated: str) -> list[LiveContact]:
+        """Every contact whose ``updated`` is at or after ``updated`` (RFC 3339), once each."""
+        try:
+            start = canonical_timestamp(updated, "since")
+        except BadResponseError:
+            raise ValueError(f"not an RFC 3339 timestamp: {updated!r}") from None
+        return self._list_from(start)
+
+    def search_by_phones(self, phones: Sequence[str]) -> list[LiveContact]:
+        """The contacts with these phone numbers (those that exist), once each."""
+        unique = list(dict.fromkeys(phones))
+        found: dict[int, LiveContact] = {}
+
+        def send(batch: Sequence[str]) -> None:
+            body = {"contact_channels": [{"channel_type": "phone", "channel_ids": list(batch)}]}
+            answer = self._call("POST", SEARCH_PATH, body, write=False)
+            for contact in parse_contact_list(answer.body):
+                _keep_newest(found, contact)
+
+        self._run_batches(unique, "search_batch_size", send)
+        return list(found.values())
+
+    def count(self) -> int:
+        return parse_count(self._call("POST", COUNT_PATH, {}, write=False).body)
+
+    def list_custom_fields(self) -> list[CustomField]:
+        return parse_custom_fields(self._call("POST", FIELDS_LIST_PATH, {}, write=False).body)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def create_custom_fields(self, titles: Sequence[str]) -> list[CustomField]:
+        """Create custom fields by title; one that exists already comes back with its id.
+
+        Raises ``AmbiguousWriteError`` when the outcome is unknown (list them to find out)."""
+        if not titles:
+            return []
+        body = [{"title": title} for title in titles]
+        return parse_custom_fields(self._call("POST", FIELDS_CREATE_PATH, body, write=True).body)
+
+    def bulk_upsert(self, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
+        """Create (no ``contact_id``) or update contacts through ``POST /v2/contacts``."""
+        result = UpsertResult()
+
+        def send(batch: Sequence[Mapping[str, Any]]) -> None:
+            try:
+                answer = self._call("POST", BULK_PATH, {"contacts": list(batch)}, write=True)
+            except AmbiguousWriteError:
+                result.ambiguous.extend(batch)
+                return
+            succeeded, failed = parse_bulk_write(answer.body)
+            result.succeeded.extend(succeeded)
+            result.failed.extend(failed)
+
+        self._run_batches(list(items), "batch_size", send)
+        return result
+
+    def bulk_delete(self, uuids: Sequence[str]) -> DeleteResult:
+        """Delete contacts permanently through ``DELETE /v2/contacts``."""
+        result = DeleteResult()
+
+        def send(batch: Sequence[str]) -> None:
+            body = {"contact_channels": [{"channel_type": "id", "channel_ids": list(batch)}]}
+            try:
+                answer = self._call("DELETE", BULK_PATH, body, write=True)
+            except AmbiguousWriteError:
+                result.ambiguous.extend(batch)
+                return
+            parse_delete_answer(answer.body)
+            result.deleted.extend(batch)
+
+        self._run_batches(list(dict.fromkeys(uuids)), "delete_batch_size", send)
+        return result
+
+    # -- listing -----------------------------------------------------------------------
+
+    def _list_from(self, start: str) -> list[LiveContact]:
+        seen: dict[int, LiveContact] = {}
+        listing = _ListingLog()
+        for _ in range(MAX_LISTING_ROUNDS):
+            restart = self._scan(start, seen, listing)
+            if restart is None:
+                break
+            start = restart
+        return sorted(seen.values(), key=lambda contact: (contact.updated, contact.id))
+
+    def _scan(self, start: str, seen: dict[int, LiveContact], listing: _ListingLog) -> str | None:
+        """One pass from ``start`` to an empty page. Returns where to read again when a contact
+        written during the pass may have hidden another one, else ``None``."""
+        cursor = ListingCursor(start, self.page_size)
+        restart: datetime | None = None
+        idle_pages = 0
+        while not cursor.done:
+            request = cursor.next_request()
+            request_index = listing.started(cursor.date)
+            page = parse_contact_list(
+                self._call("POST", LIST_PATH, request.body(), write=False).body
+            )
+            brought_news = False
+            for contact in page:
+                previous = seen.get(contact.id)
+                if previous is not None and not _is_newer(contact, previous):
+                    continue
+                brought_news = True
+                seen[contact.id] = contact
+                if previous is not None:
+                    moved_from = listing.hidden_one_since(previous, contact.id)
+                    if moved_from is not None and (restart is None or moved_from < restart):
+                        restart = moved_from
+                listing.read(contact.id, request_index)
+            cursor.record([parse_timestamp(contact.updated) for contact in page])
+            idle_pages = 0 if brought_news or not page else idle_pages + 1
+            if idle_pages > MAX_IDLE_PAGES:
+                raise BadResponseError(
+                    f"the contact listing returned only contacts already read for {idle_pages} "
+                    "pages in a row: the server seems to ignore `page`"
+                )
+        return None if restart is None else format_timestamp(restart)
+
+    # -- batching ----------------------------------------------------------------------
+
+    def _run_batches(
+        self, items: list[T], size_attribute: str, send: Callable[[Sequence[T]], None]
+    ) -> None:
+        """Send ``items`` in batches of the size in ``size_attribute``, halving it (and
+        remembering the smaller size) each time the server calls a batch too large."""
+        position = 0
+        while position < len(items):
+            size: int = getattr(self, size_attribute)
+            batch = items[position : position + size]
+            try:
+                send(batch)
+            except _BatchTooLarge as too_large:
+                if len(batch) == 1:
+                    raise too_large.error from None
+                setattr(self, size_attribute, max(1, min(size, len(batch)) // 2))
+                continue
+            position += len(batch)
+
+    # -- one request -------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: object, *, write: bool) -> _Answer:
+        """Send one request, retrying what is safe to retry; the JSON answer of a 2xx."""
+        waited = 0.0
+        rate_limited = 0
+        failures = 0
+        renewed_token = False
+        while True:
+            self._limiter.acquire()
+            with self._lock:
+                self.request_count += 1
+            if self._on_request is not None:
+                self._on_request(method, path)
+            try:
+                response = self._http.request(method, path, json=body)
+            except _NOT_SENT as error:
+                failures += 1
+                problem: ApiError | TransportError = TransportError(
+                    f"could not reach Heymarket at {self.base_url} ({type(error).__name__}: "
+                    f"{error}): check --api-url / HEYMARKET_API_URL and the network"
+                )
+                retry_after = None
+            except httpx.UnsupportedProtocol:
+                raise TransportError(
+                    f"{self.base_url} is not an http(s) URL: check --api-url / HEYMARKET_API_URL"
+                ) from None
+            except httpx.TransportError as error:
+                reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                if write:
+                    raise AmbiguousWriteError(
+                        f"{method} {path}: no answer after the request was sent ({reason}); "
+                        "re-read the contacts to learn whether it was applied"
+                    ) from None
+                failures += 1
+                problem = TransportError(
+                    f"lost the connection to Heymarket at {self.base_url} ({reason})"
+                )
+                retry_after = None
+            else:
+                request_id = response.headers.get("X-Request-Id")
+                status = response.status_code
+                if 200 <= status < 300:
+                    return _Answer(status, request_id, _json_body(response, request_id))
+                jwt_in_use = isinstance(self._credentials, JwtCredentials)
+                if status == 401 and jwt_in_use and not renewed_token:
+                    # The token may have expired in flight; a 401 means nothing was done.
+                    renewed_token = True
+                    self._auth.renew()
+                    continue
+                if status in (401, 403):
+                    self._raise_authentication(response, request_id)
+                code, message = _error_details(response)
+                if code is None and not _is_json(response) and status < 500 and status != 429:
+                    raise BadResponseError(
+                        f"Heymarket answered {method} {path} with {message}: check that the "
+                        "API URL points at the Heymarket API",
+                        status=status,
+                        request_id=request_id,
+                    )
+                if status == 429:
+                    rate_limited += 1
+                    problem = RateLimitedError(
+                        f"Heymarket kept answering 429 Too Many Requests ({message}): "
+                        "lower api.requests_per_minute or try again later",
+                        status=status,
+                        request_id=request_id,
+                        code=code,
+                    )
+                    retry_after = parse_retry_after(
+                        response.headers.get("Retry-After"),
+                        now=http_date_seconds(response.headers.get("Date")) or self._wall_clock(),
+                    )
+                elif status >= 500:
+                    if write:
+                        raise AmbiguousWriteError(
+                            f"{method} {path}: Heymarket answered HTTP {status} ({message}, "
+                            f"request id {request_id or 'none'}) after the request was sent; "
+                            "re-read the contacts to learn whether it was applied"
+                        )
+                    failures += 1
+                    problem = ServerError(
+                        f"Heymarket answered {status} ({message}): try again later",
+                        status=status,
+                        request_id=request_id,
+                        code=code,
+                    )
+                    retry_after = parse_retry_after(
+                        response.headers.get("Retry-After"),
+                        now=http_date_seconds(response.headers.get("Date")) or self._wall_clock(),
+                    )
+                else:
+                    refusal = ApiError(
+                        f"Heymarket refused {method} {path}: {message}",
+                        status=status,
+                        request_id=request_id,
+                        code=code,
+                    )
+                    if status == 400 and "too many" in message.lower():
+                        raise _BatchTooLarge(refusal)
+                    raise refusal
+            if failures >= FAILURE_BACKOFF.max_attempts_on_failure:
+                raise problem
+            remaining = self._max_retry_wait - waited
+            if remaining <= 0:
+                raise problem
+            if retry_after is not None:
+                if retry_after > remaining:
+                    raise problem
+                delay = retry_after
+            elif failures and not rate_limited:
+                delay = FAILURE_BACKOFF.delay(failures - 1, self._uniform)
+            else:
+                delay = RATE_LIMIT_BACKOFF.delay(rate_limited + failures - 1, self._uniform)
+            delay = min(delay, remaining)
+            self._sleep(delay)
+            waited += delay
+
+    def _raise_authentication(self, response: httpx.Response, request_id: str | None) -> NoReturn:
+        _, message = _error_details(response)
+        variables = self._credentials.variables
+        if response.status_code == 401:
+            advice = f"check {variables}"
+            if isinstance(self._credentials, JwtCredentials):
+                advice += " and that this machine's clock is right (tokens live 5 minutes)"
+            text = f"Heymarket did not accept the credentials from {variables} ({message}): "
+        else:
+            advice = f"check that the account behind {variables} may use the contacts API"
+            text = f"Heymarket denied access with the credentials from {variables} ({message}): "
+        raise AuthenticationError(text + advice, status=response.status_code, request_id=request_id)
+
+
+class _ListingLog:
+    """Which request read each contact and where each request's window started, to tell
+    whether a contact that moved during the listing can have shifted an unread one past a
+    page boundary (it can only when its old position was inside a later request's window)."""
+
+    def __init__(self) -> None:
+        self._window_starts: list[datetime] = []
+        self._read_in: dict[int, int] = {}
+
+    def started(self, window_start: datetime) -> int:
+        self._window_starts.append(window_start)
+        return len(self._window_starts) - 1
+
+    def read(self, contact_id: int, request_index: int) -> None:
+        self._read_in[contact_id] = request_index
+
+    def hidden_one_since(self, previous: LiveContact, contact_id: int) -> datetime | None:
+        """The old ``updated`` of a contact that moved, when its move may have hidden
+        another contact from the listing; ``None`` when it cannot have."""
+        read_in = self._read_in.get(contact_id)
+        old_position = parse_timestamp(previous.updated)
+        if read_in is None:
+            return old_position
+        later_windows = self._window_starts[read_in + 1 :]
+        if any(window_start <= old_position for window_start in later_windows):
+            return old_position
+        return None
+
+
+def _is_newer(contact: LiveContact, previous: LiveContact) -> bool:
+    if contact.rev != previous.rev:
+        return contact.rev > previous.rev
+    return parse_timestamp(contact.updated) > parse_timestamp(previous.updated)
+
+
+def _keep_newest(found: dict[int, LiveContact], contact: LiveContact) -> None:
+    previous = found.get(contact.id)
+    if previous is None or _is_newer(contact, previous):
+        found[contact.id] = contact
+
+
+def _json_body(response: httpx.Response, request_id: str | None) -> object:
+    try:
+        body: object = json.loads(response.content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        content_type = response.headers.get("Content-Type", "no content type")
+        raise BadResponseError(
+            f"Heymarket answered with a body that is not JSON ({content_type}): "
+            "check that the API URL points at the Heymarket API",
+            status=response.status_code,
+            request_id=request_id,
+        ) from None
+    return body
+
+
+def _is_json(response: httpx.Response) -> bool:
+    try:
+        json.loads(response.content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
+
+
+def _error_details(response: httpx.Response) -> tuple[str | None, str]:
+    """The ``error`` code and ``message`` of an error answer, whatever its shape."""
+    try:
+        body = json.loads(response.content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        content_type = response.headers.get("Content-Type", "no content type")
+        return None, f"a body that is not JSON ({content_type})"
+    if isinstance(body, Mapping):
+        code = body.get("error")
+        message = body.get("message") or code or "no message"
+        return (str(code) if code is not None else None), str(message)
+    if isinstance(body, str) and body:
+        return None, body
+    return None, "no message"
