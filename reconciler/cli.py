@@ -151,6 +151,82 @@ def init(directory: Path, force: bool) -> int:
     return 0
 
 
+@cli.command()
+@config_option
+@contacts_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "github"]),
+    default=None,
+    help="github: also print each problem as a workflow annotation "
+    "(default when GITHUB_ACTIONS=true).",
+)
+def validate(config_file: Path | None, contacts_dir: Path | None, output_format: str | None) -> int:
+    """Check the desired state (no network): every problem, each as FILE:LINE:COL: message."""
+    from reconciler.annotations import problem_lines, wants_github_annotations
+    from reconciler.config import load_config
+    from reconciler.desired_state import load_desired_state
+    from reconciler.errors import DesiredStateError
+
+    cwd = Path.cwd()
+    github = wants_github_annotations(output_format, os.environ)
+    try:
+        config = load_config(config_file, cwd)
+        state = load_desired_state(contacts_dir or config.contacts, cwd)
+    except DesiredStateError as error:
+        if not error.problems:
+            raise
+        for line in problem_lines(error.problems, github=github):
+            click.echo(line)
+        files = len({problem.path for problem in error.problems})
+        count = len(error.problems)
+        click.echo(
+            f"Found {count} problem{'s' if count != 1 else ''} "
+            f"in {files} file{'s' if files != 1 else ''}.",
+            err=True,
+        )
+        return EXIT_ERROR
+    files_count = len(state.files)
+    click.echo(
+        f"{len(state.contacts)} contacts in {files_count} file{'s' if files_count != 1 else ''} "
+        "are valid."
+    )
+    return 0
+
+
+@cli.command()
+@config_option
+@contacts_option
+@click.option("--check", is_flag=True, help="Change nothing; list the files that would change.")
+def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int:
+    """Rewrite the contacts files in canonical form, keeping every comment."""
+    from reconciler.annotations import problem_lines
+    from reconciler.config import load_config
+    from reconciler.errors import DesiredStateError
+    from reconciler.fmt import format_directory
+
+    cwd = Path.cwd()
+    try:
+        config = load_config(config_file, cwd)
+        result = format_directory(contacts_dir or config.contacts, cwd, check=check)
+    except DesiredStateError as error:
+        if not error.problems:
+            raise
+        for line in problem_lines(error.problems, github=False):
+            click.echo(line)
+        click.echo("Nothing was formatted: fix the problems above first.", err=True)
+        return EXIT_ERROR
+    for path in result.changed:
+        click.echo(f"would reformat {path}" if check else f"reformatted {path}")
+    changed = len(result.changed)
+    if check:
+        click.echo(f"{changed} file(s) would be reformatted, {result.unchanged} already canonical.")
+        return EXIT_ERROR if changed else 0
+    click.echo(f"{changed} file(s) reformatted, {result.unchanged} already canonical.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code; expected errors are one line."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -7,7 +7,7 @@ be cached by content; ``load_desired_state`` adds what needs all files (duplicat
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -113,7 +113,7 @@ def _contacts(
     return contacts, phones
 
 
-def _custom_values(custom: dict[str, object]) -> dict[str, CustomValue]:
+def _custom_values(custom: Mapping[str, object]) -> dict[str, CustomValue]:
     values: dict[str, CustomValue] = {}
     for title, value in custom.items():
         assert value is None or isinstance(value, str | int | float | bool)
@@ -142,7 +142,9 @@ def _duplicate_problems(phones: Sequence[PhoneDeclaration]) -> list[Problem]:
         earlier = first_place.setdefault(phone, place)
         if earlier != place:
             problems.append(
-                Problem(path, line, column, f"phone {phone} is declared twice: here and at {earlier}")
+                Problem(
+                    path, line, column, f"phone {phone} is declared twice: here and at {earlier}"
+                )
             )
     return problems
 

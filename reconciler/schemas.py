@@ -91,19 +91,25 @@ def _message(error: ValidationError, path: Sequence[str | int], top_level: str) 
             'code and no "+", e.g. "15105551234"'
         )
     if last == "phone" and kind == "type":
-        return f'"phone" must be a phone number in quotes, e.g. "15105551234", not {_kind_of(value)}'
+        return (
+            f'"phone" must be a phone number in quotes, e.g. "15105551234", not {_kind_of(value)}'
+        )
     if kind == "type":
-        wanted = error.validator_value
+        wanted: Any = error.validator_value
         names = [wanted] if isinstance(wanted, str) else list(wanted)
         described = [_TYPE_NAMES.get(name, name) for name in names]
-        expected = " or ".join(described) if len(described) < 3 else (
-            f"{', '.join(described[:-1])} or {described[-1]}"
+        expected = (
+            " or ".join(described)
+            if len(described) < 3
+            else (f"{', '.join(described[:-1])} or {described[-1]}")
         )
         if not path:
             expected = top_level
         return f"{where} must be {expected}, not {_kind_of(value)}"
     if kind == "required":
-        missing = [name for name in error.validator_value if name not in value]
+        required: Any = error.validator_value
+        instance: Any = value
+        missing = [name for name in required if name not in instance]
         return f'missing required key "{missing[0]}"' if missing else error.message
     if kind == "format" and error.validator_value == "email":
         return f'email "{value}" is not a valid email address'

@@ -162,8 +162,8 @@ def _anchor_problem(text: str, display_path: str) -> Problem | None:
             mark = event.start_mark
             return Problem(
                 display_path,
-                mark.line + 1,
-                mark.column + 1,
+                mark.line + 1 if mark else 1,
+                mark.column + 1 if mark else 1,
                 f"{what}: anchors and aliases are not allowed; write the values out",
             )
     except yaml.YAMLError:
@@ -241,7 +241,7 @@ def _build(node: Node, depth: int) -> PlainValue:
     return mapping
 
 
-def load_yaml(data: bytes, display_path: str) -> LoadedYaml | None | Problem:
+def load_yaml(data: bytes, display_path: str) -> LoadedYaml | Problem | None:
     """Parse one file's bytes: its value and nodes, ``None`` for an empty document, or the
     problem that makes it unreadable (one per file: past it nothing is reliable)."""
     text = decode_text(data, display_path)
