@@ -6,6 +6,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.diff import DiffSettings, diff
 from reconciler.errors import EXIT_REFUSED, PruneCapExceededError
@@ -227,3 +229,64 @@ def test_a_plan_right_after_applying_it_is_empty() -> None:
     again = diff(contacts, list(by_phone.values()), FIELDS, SETTINGS, prune=False)
     assert not again.has_changes
     assert again.unchanged == 3
+
+
+TEXTS = st.sampled_from([None, "", "Ann", " Ann ", "ann", "Bo", "A@X.io", "a@x.io "])
+CUSTOM_VALUES = st.sampled_from([None, "", "gold", " gold", 5, "5", True, "true"])
+MARKERS = st.sampled_from([{}, {MARKER_ID: OWNER}, {MARKER_ID: "support"}, {MARKER_ID: ""}])
+PHONES = ["15105550001", "15105550002", "15105550003", "15105550004"]
+
+
+@st.composite
+def accounts_and_declarations(draw: st.DrawFn) -> tuple[list[Any], list[Any]]:
+    declared_phones = draw(st.lists(st.sampled_from(PHONES), unique=True))
+    live_phones = draw(st.lists(st.sampled_from(PHONES), unique=True))
+    contacts = []
+    for line, phone in enumerate(declared_phones, start=1):
+        fields: dict[str, Any] = draw(
+            st.dictionaries(st.sampled_from(["first", "last", "email"]), TEXTS, max_size=3)
+        )
+        if draw(st.booleans()):
+            fields["is_opted_out"] = draw(st.booleans())
+        custom = draw(st.dictionaries(st.just("Account tier"), CUSTOM_VALUES, max_size=1))
+        contacts.append(declared(phone, line, custom=custom, **fields))
+    accounts = []
+    for number, phone in enumerate(live_phones, start=1):
+        custom = dict(draw(MARKERS))
+        tier = draw(CUSTOM_VALUES)
+        if tier is not None:
+            custom[TIER_ID] = tier
+        accounts.append(
+            live(
+                phone,
+                number,
+                custom=custom,
+                first=draw(TEXTS),
+                last=draw(TEXTS),
+                email=draw(TEXTS),
+                is_opted_out=draw(st.booleans()),
+            )
+        )
+    return contacts, accounts
+
+
+@given(accounts_and_declarations())
+@settings(max_examples=150, deadline=None)
+def test_any_plan_applied_the_way_the_server_stores_it_converges(
+    case: tuple[list[Any], list[Any]],
+) -> None:
+    contacts, accounts = case
+    plan = diff(contacts, accounts, FIELDS, SETTINGS, prune=False)
+
+    by_phone = {contact.phone: contact for contact in accounts}
+    for number, change in enumerate(plan.changes, start=10):
+        assert isinstance(change, Create | Update)
+        item = to_upsert_item(change, FIELD_IDS, plan.marker)
+        base = by_phone.get(change.phone) or live(change.phone, number, custom={})
+        by_phone[change.phone] = _store_the_way_the_server_does(base, item)
+        # Opt-out is one way: nothing the tool sends turns an opted-out contact back on.
+        assert not (base.is_opted_out and item.get("is_opted_out") is False)
+
+    again = diff(contacts, list(by_phone.values()), FIELDS, SETTINGS, prune=False)
+    assert not again.has_changes, again.changes
+    assert again.errors == plan.errors
