@@ -33,7 +33,13 @@ def _round_trip() -> YAML:
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096  # never fold a long name or comment onto two lines
+    # "email: null" says "managed and cleared" louder than an empty value does.
+    yaml.representer.add_representer(type(None), _represent_null)
     return yaml
+
+
+def _represent_null(representer: Any, _: None) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
 def _canonical_contact(contact: Any) -> None:
