@@ -112,6 +112,23 @@ def test_an_empty_plan_says_no_changes(output_format: str) -> None:
     assert "to create" not in rendered.stdout
 
 
+@pytest.mark.parametrize("output_format", ["text", "markdown"])
+def test_no_changes_with_errors_does_not_claim_the_account_matches(output_format: str) -> None:
+    plan = diff(
+        [declared("15105551234", first="Al")],
+        [live("15105551234", first="Bo", custom={MARKER_ID: "support"})],
+        FIELDS,
+        SETTINGS,
+        prune=False,
+    )
+
+    rendered = render_plan(plan, output_format, RenderOptions())
+
+    assert "No changes." in rendered.stdout
+    assert "matches" not in rendered.stdout
+    assert "1 declared contacts were left untouched: see the errors." in rendered.stdout
+
+
 def test_without_prune_the_text_says_what_prune_would_show() -> None:
     plan = diff([], [live("15105551234")], FIELDS, SETTINGS, prune=False)
 

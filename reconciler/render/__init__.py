@@ -57,6 +57,14 @@ def format_value(value: FieldValue) -> str:
     return dumps(value, ensure_ascii=False)
 
 
+def no_changes_detail(plan: Plan) -> str:
+    """What follows "No changes." — it must not claim the account matches when errors left
+    contacts untouched."""
+    if plan.errors:
+        return f"{len(plan.errors)} declared contacts were left untouched: see the errors."
+    return "The live account matches the desired state."
+
+
 def action_label(change: Change) -> str:
     if isinstance(change, Update) and change.adopt:
         return "adopt"

@@ -11,7 +11,13 @@ from collections import Counter
 from collections.abc import Sequence
 
 from reconciler.plan import Change, Notice, Plan
-from reconciler.render import action_label, change_location, field_changes, format_value
+from reconciler.render import (
+    action_label,
+    change_location,
+    field_changes,
+    format_value,
+    no_changes_detail,
+)
 
 GITHUB_COMMENT_LIMIT = 65_536
 # Room kept below the limit for the sections whose size is only known at the end.
@@ -112,7 +118,7 @@ def render_markdown(plan: Plan) -> str:
     summary = plan.summary
     head = "### reconciler plan\n\n"
     if not plan.has_changes:
-        head += "**No changes.** The live account matches the desired state.\n\n"
+        head += f"**No changes.** {no_changes_detail(plan)}\n\n"
     else:
         head += f"**{summary}**\n\n" + _summary_table(plan)
     head += _fields_to_create(plan.fields_to_create)

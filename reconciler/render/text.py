@@ -4,7 +4,13 @@ line per field with ``before -> after``, and the one-line summary at the end."""
 from __future__ import annotations
 
 from reconciler.plan import Change, FieldChange, Plan
-from reconciler.render import action_label, change_location, field_changes, format_value
+from reconciler.render import (
+    action_label,
+    change_location,
+    field_changes,
+    format_value,
+    no_changes_detail,
+)
 
 _RESET = "\033[0m"
 _BOLD = "\033[1m"
@@ -48,9 +54,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     summary = plan.summary
     lines: list[str] = []
     if not plan.has_changes:
-        lines.append(
-            _paint("No changes.", _BOLD, color) + " The live account matches the desired state."
-        )
+        lines.append(f"{_paint('No changes.', _BOLD, color)} {no_changes_detail(plan)}")
     else:
         lines.append("reconciler will perform these actions:")
         lines.append("")
