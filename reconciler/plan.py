@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from reconciler.errors import PruneCapExceededError
-from reconciler.model import STANDARD_FIELDS, LiveContact, SourceLocation
+from reconciler.model import LiveContact, SourceLocation
 
 FORMAT_VERSION = 1
 
@@ -252,10 +252,6 @@ class Plan:
 
 def sorted_changes(changes: list[Change]) -> tuple[Change, ...]:
     return tuple(sorted(changes, key=lambda change: change.sort_key))
-
-
-def standard_field_order(name: str) -> int:
-    return STANDARD_FIELDS.index(name) if name in STANDARD_FIELDS else len(STANDARD_FIELDS)
 
 
 # --- the prune guard ---------------------------------------------------------------------
