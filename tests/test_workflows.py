@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from ruamel.yaml import YAML
@@ -152,7 +152,10 @@ def test_plan_skips_secrets_and_the_comment_on_forks() -> None:
 def test_plan_posts_one_sticky_comment_and_keeps_the_saved_plan() -> None:
     workflow = load("plan.yml")
     (plan_step,) = runs(workflow, "reconciler plan")
-    assert plan_step["run"] == "reconciler plan --format markdown --out plan.json > plan.md"
+    assert (
+        'reconciler plan "${prune[@]}" --format markdown --out plan.json > plan.md'
+        in (plan_step["run"])
+    )
     (comment,) = [step for step in steps(workflow) if "github-script" in step.get("uses", "")]
     script = comment["with"]["script"]
     assert 'const marker = "<!-- reconciler-plan -->";' in script
@@ -197,7 +200,7 @@ def test_drift_is_a_scheduled_detailed_exitcode_plan() -> None:
     workflow = load("drift.yml")
     assert workflow["on"]["schedule"]
     (plan_step,) = runs(workflow, "reconciler plan")
-    assert "reconciler plan --detailed-exitcode" in plan_step["run"]
+    assert 'reconciler plan "${prune[@]}" --detailed-exitcode' in plan_step["run"]
     assert workflow["concurrency"]["group"] == "reconciler-drift"
 
 
@@ -211,6 +214,65 @@ def test_drift_updates_its_one_issue_instead_of_opening_another() -> None:
     assert script.index("if (existing)") < script.index("issues.create(")
 
 
+class StepRun(NamedTuple):
+    exit_code: int
+    arguments: str
+    output: str
+    summary: str
+
+
+def run_step(
+    step: dict[str, Any], tmp_path: Path, plan_exit: int, variables: dict[str, str]
+) -> StepRun:
+    """A step's own shell, as GitHub runs it (bash -e), with `reconciler` answering a fixed
+    exit code and recording its arguments: what matters here is the step's handling of both."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "reconciler"
+    stand_in.write_text(
+        f'#!/bin/sh\necho "$*" > "{tmp_path}/arguments"\necho "# plan"\nexit {plan_exit}\n'
+    )
+    stand_in.chmod(0o755)
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    output.touch()
+    summary.touch()
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=tmp_path,
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            **variables,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return StepRun(
+        result.returncode,
+        (tmp_path / "arguments").read_text().strip(),
+        output.read_text(),
+        summary.read_text(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("variables", "prune"),
+    [({"RECONCILER_PRUNE": "true"}, True), ({"RECONCILER_PRUNE": "false"}, False), ({}, False)],
+)
+@pytest.mark.parametrize("name", ["plan.yml", "drift.yml"])
+def test_plans_show_the_deletes_exactly_where_apply_prunes(
+    tmp_path: Path, name: str, variables: dict[str, str], prune: bool
+) -> None:
+    (plan_step,) = runs(load(name), "reconciler plan")
+    assert plan_step["env"]["RECONCILER_PRUNE"] == "${{ vars.RECONCILER_PRUNE }}"
+    run = run_step(plan_step, tmp_path, 0, variables)
+    assert run.exit_code == 0
+    assert run.arguments.startswith("plan --prune " if prune else "plan --")
+    assert (tmp_path / ("plan.md" if name == "plan.yml" else "drift.md")).read_text() == "# plan\n"
+
+
 @pytest.mark.parametrize(
     ("plan_exit", "step_exit", "summary"),
     [
@@ -222,30 +284,9 @@ def test_drift_updates_its_one_issue_instead_of_opening_another() -> None:
 def test_drift_step_treats_exit_2_as_a_finding_and_1_as_a_failure(
     tmp_path: Path, plan_exit: int, step_exit: int, summary: str
 ) -> None:
-    # The step's own shell, as GitHub runs it (bash -e), with `reconciler` answering a fixed
-    # exit code: what matters here is the step's reading of that code.
     (plan_step,) = runs(load("drift.yml"), "reconciler plan")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stand_in = bin_dir / "reconciler"
-    stand_in.write_text(f"#!/bin/sh\necho '# plan'\nexit {plan_exit}\n")
-    stand_in.chmod(0o755)
-    output, step_summary = tmp_path / "output", tmp_path / "summary"
-    output.touch()
-    step_summary.touch()
-    result = subprocess.run(
-        ["bash", "-e", "-c", plan_step["run"]],
-        cwd=tmp_path,
-        env={
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "GITHUB_OUTPUT": str(output),
-            "GITHUB_STEP_SUMMARY": str(step_summary),
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == step_exit, result.stderr
-    assert output.read_text() == f"exitcode={plan_exit}\n"
-    assert step_summary.read_text() == summary
-    assert (tmp_path / "drift.md").read_text() == "# plan\n"
+    run = run_step(plan_step, tmp_path, plan_exit, {})
+    assert run.exit_code == step_exit
+    assert run.arguments == "plan --detailed-exitcode --format markdown"
+    assert run.output == f"exitcode={plan_exit}\n"
+    assert run.summary == summary
