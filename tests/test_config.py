@@ -1,0 +1,86 @@
+"""Loading reconciler.yaml: defaults, values, relative paths, and located problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import Config, load_config
+from reconciler.errors import ConfigError, InputNotFoundError
+
+
+def test_defaults_without_a_config_file_use_the_directory_name_as_owner(tmp_path: Path) -> None:
+    project = tmp_path / "sales-team"
+    project.mkdir()
+    config = load_config(None, project)
+    assert config.ownership.owner == "sales-team"
+    assert config.contacts == Path("contacts")
+    assert config.prune.max_deletes == 25
+    assert config.source is None
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "contacts: people/\n"
+        "api:\n  url: http://127.0.0.1:9000\n  requests_per_minute: 60\n"
+        "ownership:\n  marker_field: Owner\n  owner: support\n"
+        "prune:\n  max_deletes: 3\n  max_delete_percent: 1.5\n  protect: ['1510*']\n"
+        "  backup_dir: backups\n"
+        "output:\n  mask_pii: true\n",
+        encoding="utf-8",
+    )
+    config = load_config(None, tmp_path)
+    assert config.contacts == Path("people")
+    assert config.api.url == "http://127.0.0.1:9000"
+    assert config.api.requests_per_minute == 60
+    assert (config.ownership.marker_field, config.ownership.owner) == ("Owner", "support")
+    assert config.prune.max_deletes == 3
+    assert config.prune.max_delete_percent == 1.5
+    assert config.prune.protect == ("1510*",)
+    assert config.prune.backup_dir == Path("backups")
+    assert config.output.mask_pii is True
+    assert config.source == tmp_path / "reconciler.yaml"
+
+
+def test_paths_are_relative_to_the_config_file_elsewhere(tmp_path: Path) -> None:
+    other = tmp_path / "repo"
+    other.mkdir()
+    (other / "custom.yaml").write_text("contacts: people\n", encoding="utf-8")
+    config = load_config(Path("repo/custom.yaml"), tmp_path)
+    assert config.contacts == tmp_path / "repo" / "people"
+    assert config.ownership.owner == "repo"
+
+
+def test_empty_config_file_means_defaults(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text("# nothing yet\n", encoding="utf-8")
+    assert load_config(None, tmp_path).prune == Config().prune
+
+
+def test_every_problem_is_located(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "prune:\n  max_deletes: -1\n  max_delet_percent: 5\napi:\n  url: ftp://x\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, tmp_path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        'reconciler.yaml:2:3: "max_deletes": -1 is not allowed (-1 is less than the minimum of 0)',
+        'reconciler.yaml:3:3: unknown key "max_delet_percent" '
+        "(allowed: max_deletes, max_delete_percent, protect, backup_dir)",
+        "reconciler.yaml:5:3: \"url\": 'ftp://x' is not allowed "
+        "('ftp://x' does not match '^https?://[^\\\\s]+$')",
+    ]
+
+
+def test_unsafe_yaml_in_config_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "output:\n  mask_pii: true\n  mask_pii: false\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r'reconciler.yaml:3:3: key "mask_pii" appears twice'):
+        load_config(None, tmp_path)
+
+
+def test_named_config_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(InputNotFoundError, match=r'^config file "nope.yaml" does not exist$'):
+        load_config(Path("nope.yaml"), tmp_path)

@@ -1,0 +1,118 @@
+"""`reconciler validate` as a user runs it: output, annotations, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import main
+
+VALID = 'contacts:\n  - phone: "15105551234"\n    first: Alice\n  - phone: "15105551235"\n'
+INVALID = 'contacts:\n  - phone: "15105551234"\n    frist: Alice\n  - phone: "+1 510 555 1235"\n'
+ALLOWED = "(allowed: phone, first, last, display_name, email, is_opted_out, custom)"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "contacts").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    return tmp_path
+
+
+def test_valid_desired_state(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "contacts" / "a.yaml").write_text(VALID, encoding="utf-8")
+    (project / "contacts" / "b.yaml").write_text("contacts: []\n", encoding="utf-8")
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == "2 contacts in 2 files are valid.\n"
+
+
+def test_every_problem_then_exit_1(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "contacts" / "a.yaml").write_text(INVALID, encoding="utf-8")
+    assert main(["validate"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == (
+        f'contacts/a.yaml:3:5: unknown key "frist" {ALLOWED}\n'
+        'contacts/a.yaml:4:5: phone "+1 510 555 1235" is not in canonical form; '
+        'write "15105551235"\n'
+    )
+    assert captured.err == "Found 2 problems in 1 file.\n"
+
+
+def test_github_annotations_in_actions(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "contacts" / "a.yaml").write_text(INVALID, encoding="utf-8")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert main(["validate"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (f'::error file=contacts/a.yaml,line=3,col=5::unknown key "frist" {ALLOWED}')
+    assert main(["validate", "--format", "text"]) == 1
+    assert "::error" not in capsys.readouterr().out
+
+
+def test_format_github_outside_actions(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "contacts" / "a.yaml").write_text("contacts:\n  - phone: 5%\n", encoding="utf-8")
+    assert main(["validate", "--format", "github"]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == (
+        '::error file=contacts/a.yaml,line=2,col=5::phone "5%25" is not a phone number; '
+        'write 7 to 15 digits with the country code and no "+", e.g. "15105551234"'
+    )
+
+
+def test_contacts_option_and_config_contacts(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "people").mkdir()
+    (project / "people" / "a.yaml").write_text(VALID, encoding="utf-8")
+    assert main(["validate", "--contacts", "people"]) == 0
+    (project / "reconciler.yaml").write_text("contacts: people\n", encoding="utf-8")
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.count("2 contacts in 1 file are valid.") == 2
+
+
+def test_missing_directory(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--contacts", "nowhere"]) == 1
+    assert capsys.readouterr().err == (
+        'Error: contacts directory "nowhere" does not exist; create it or pass --contacts DIR\n'
+    )
+
+
+def test_invalid_config_is_reported_like_contacts(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "reconciler.yaml").write_text("prune:\n  max_deletes: lots\n", encoding="utf-8")
+    assert main(["validate"]) == 1
+    assert capsys.readouterr().out == (
+        'reconciler.yaml:2:3: "max_deletes" must be an integer, not a string\n'
+    )
+
+
+def test_hostile_files_never_crash_the_process(project: Path) -> None:
+    contacts = project / "contacts"
+    (contacts / "binary.yaml").write_bytes(bytes(range(256)))
+    (contacts / "bomb.yaml").write_text("a: &a [x, x]\nb: &b [*a, *a]\n", encoding="utf-8")
+    (contacts / "deep.yaml").write_text("[" * 50_000, encoding="utf-8")
+    with (contacts / "huge.yaml").open("wb") as stream:
+        stream.truncate(50 * 1024 * 1024)
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "contacts/binary.yaml",
+        "contacts/bomb.yaml",
+        "contacts/deep.yaml",
+        "contacts/huge.yaml",
+    ]
+    assert result.stderr == "Found 4 problems in 4 files.\n"
