@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from reconciler import __version__
-from reconciler.errors import EXIT_ERROR, EXIT_INTERRUPTED, ReconcilerError
+from reconciler.errors import EXIT_ERROR, EXIT_INTERRUPTED, DesiredStateError, ReconcilerError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -245,6 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         usage_error.show()
         # Exit 2 means "changes present" for plan --detailed-exitcode; usage errors are 1.
         return EXIT_ERROR
+    except DesiredStateError as error:
+        # Every problem, not just the first: fixing a file should take one round trip.
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        if not error.problems:
+            click.echo(f"Error: {error}", err=True)
+        return error.exit_code
     except ReconcilerError as error:
         click.echo(f"Error: {error}", err=True)
         return error.exit_code
