@@ -12,9 +12,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-## demo: the main job, end to end on an example account
+## demo: the main job, end to end: plan contacts/ (with the prune preview) against a local
+## sandbox seeded from demo/seed.yaml; the sandbox is stopped afterwards, even on failure
 demo: $(BIN)/.installed
-	$(BIN)/reconciler validate
+	$(BIN)/python -m reconciler validate
+	PYTHON=$(BIN)/python bash demo/run.sh
 
 ## test: lint, types and the whole test suite
 test: lint typecheck unit

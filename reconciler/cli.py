@@ -227,6 +227,137 @@ def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int
     return 0
 
 
+@cli.command()
+@config_option
+@contacts_option
+@api_url_option
+@color_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, markdown for a pull-request comment, json for scripts.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also save the plan to FILE, for `reconciler apply FILE`.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 with no changes, 2 with changes, 1 on error.",
+)
+@click.option("--prune", is_flag=True, help="Show the deletes `apply --prune` would do.")
+@click.option("--mask-pii", is_flag=True, help="Mask phones, emails and names in the output.")
+@click.option(
+    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
+)
+def plan(
+    config_file: Path | None,
+    contacts_dir: Path | None,
+    api_url: str | None,
+    no_color: bool,
+    output_format: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    prune: bool,
+    mask_pii: bool,
+    insecure: bool,
+) -> int:
+    """Show what apply would change in the live account (plan only reads it)."""
+    from reconciler.plan_command import PlanRequest, run_plan
+
+    request = PlanRequest(
+        config_file=config_file,
+        contacts_dir=contacts_dir,
+        api_url=api_url,
+        output_format=output_format,
+        out=out,
+        detailed_exitcode=detailed_exitcode,
+        prune=prune,
+        mask_pii=mask_pii,
+        no_color=no_color,
+        insecure=insecure,
+    )
+    outcome = run_plan(
+        request, environ=os.environ, cwd=Path.cwd(), stdout_is_tty=sys.stdout.isatty()
+    )
+    click.echo(outcome.stdout, nl=False)
+    click.echo(outcome.stderr, nl=False, err=True)
+    return outcome.exit_code
+
+
+@cli.command()
+@config_option
+@api_url_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory to write into (default: the config's `contacts`, else contacts/).",
+)
+@click.option(
+    "--owned-only",
+    is_flag=True,
+    help="Only the contacts that carry this repository's ownership marker.",
+)
+@click.option(
+    "--split-by",
+    type=click.Choice(["none", "tag", "initial"]),
+    default="none",
+    show_default=True,
+    help="none: one contacts.yaml; tag: one file per first tag (untagged.yaml); "
+    "initial: one file per first letter of the last or display name (other.yaml).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty directory, replacing the contacts files in it.",
+)
+@click.option(
+    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
+)
+def export(
+    config_file: Path | None,
+    api_url: str | None,
+    out_dir: Path | None,
+    owned_only: bool,
+    split_by: str,
+    force: bool,
+    insecure: bool,
+) -> int:
+    """Write the live account as contacts files in canonical form, to adopt it."""
+    from reconciler.export import SplitBy, run_export
+
+    result, written = run_export(
+        out_dir=out_dir,
+        config_file=config_file,
+        api_url=api_url,
+        insecure=insecure,
+        split_by=SplitBy(split_by),
+        owned_only=owned_only,
+        force=force,
+        environ=os.environ,
+        cwd=Path.cwd(),
+    )
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    for path in written.removed:
+        click.echo(f"Removed {path}")
+    for path, file in zip(written.written, result.files, strict=True):
+        click.echo(f"Wrote {path} ({file.contacts} contacts)")
+    click.echo(
+        f"Exported {result.contacts} contacts into {len(result.files)} file(s). "
+        f"The next plan adopts the {result.unmarked} without an ownership marker."
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code; expected errors are one line."""
     args = list(sys.argv[1:] if argv is None else argv)
