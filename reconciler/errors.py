@@ -16,9 +16,14 @@ message on one line and exits with its ``exit_code``.
     ├── SavedPlanError               a saved plan file is unreadable, foreign or too new
     ├── SandboxError                 the sandbox server could not start (port, --db, --seed)
     ├── ScaffoldError                init could not write the scaffold (existing files, I/O)
+    ├── ExportError                  export could not write (non-empty directory, I/O)
+    ├── LockHeldError                another apply/restore holds .reconciler/lock
+    ├── BackupError                  a prune backup cannot be written or read
+    ├── ApplyInterruptedError        exit 130: Ctrl-C, stopped cleanly between batches
     └── GuardRefusedError            exit 3: a safety guard refused
         ├── PruneCapExceededError
         ├── StalePlanError
+        ├── PruneMismatchError
         └── ApprovalRequiredError
 """
 
@@ -143,6 +148,10 @@ class ScaffoldError(ReconcilerError):
     """``reconciler init`` could not write the scaffold: files exist already, or I/O failed."""
 
 
+class ExportError(ReconcilerError):
+    """``reconciler export`` could not write: the directory is not empty, or I/O failed."""
+
+
 class GuardRefusedError(ReconcilerError):
     """A safety guard refused the operation; nothing was written."""
 
@@ -159,3 +168,22 @@ class StalePlanError(GuardRefusedError):
 
 class ApprovalRequiredError(GuardRefusedError):
     """Apply needs confirmation and none was given (no terminal, no --auto-approve)."""
+
+
+class PruneMismatchError(GuardRefusedError):
+    """A saved plan made with --prune applied without it, or the other way round."""
+
+
+class LockHeldError(ReconcilerError):
+    """Another apply or restore in this directory holds the lock for longer than we wait."""
+
+
+class BackupError(ReconcilerError):
+    """A prune backup could not be written (nothing is deleted then), or a backup file to
+    restore is unreadable or corrupt (nothing is written then)."""
+
+
+class ApplyInterruptedError(ReconcilerError):
+    """Ctrl-C: the run stopped after the batch in flight, with the journal written."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -135,6 +136,19 @@ def format_text(text: str) -> str:
     document = yaml.load(text)
     if isinstance(document, CommentedMap) and isinstance(document.get("contacts"), CommentedSeq):
         document["contacts"] = _canonical_contacts(document["contacts"])
+    output = io.StringIO()
+    yaml.dump(document, output)
+    return output.getvalue()
+
+
+def contacts_text(contacts: Sequence[Mapping[str, Any]]) -> str:
+    """A new contacts file in canonical form, for commands that write one (``export``).
+
+    Going through the same representer and the same sort as ``format_text`` keeps one
+    canonical form: ``fmt --check`` finds nothing to change in what this writes."""
+    yaml = _round_trip()
+    items = CommentedSeq(CommentedMap(contact) for contact in contacts)
+    document = CommentedMap(contacts=_canonical_contacts(items))
     output = io.StringIO()
     yaml.dump(document, output)
     return output.getvalue()

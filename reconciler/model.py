@@ -64,6 +64,8 @@ class LiveContact:
     rev: int
     updated: str
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # At most 5 labels (API); export can group files by the first.
+    tags: tuple[str, ...] = ()
 
     def standard_value(self, name: str) -> StandardValue:
         """The live value of one of ``STANDARD_FIELDS``."""

@@ -110,6 +110,14 @@ def _custom(value: object) -> dict[str, CustomValue]:
     return custom
 
 
+def _tags(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise BadResponseError(f"expected a list of text or null in `tags`, got {value!r:.80}")
+    return tuple(value)
+
+
 def _phone(record: Mapping[str, Any]) -> str:
     phone = record.get("phone")
     if isinstance(phone, int) and not isinstance(phone, bool):
@@ -151,6 +159,7 @@ def parse_live_contact(record: object) -> LiveContact:
         rev=_integer(record.get("rev", 0), "rev"),
         updated=canonical_timestamp(record["updated"]),
         raw=dict(record),
+        tags=_tags(record.get("tags")),
     )
 
 
