@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -31,17 +30,16 @@ from reconciler.errors import (
     TransportError,
 )
 from reconciler.heymarket.auth import BearerAuth, Credentials, JwtCredentials
-from reconciler.heymarket.pagination import ListingCursor
+from reconciler.heymarket.listing import keep_newest, list_contacts
+from reconciler.heymarket.pagination import PageRequest
 from reconciler.heymarket.parse import (
     FailedItem,
     canonical_timestamp,
-    format_timestamp,
     parse_bulk_write,
     parse_contact_list,
     parse_count,
     parse_custom_fields,
     parse_delete_answer,
-    parse_timestamp,
 )
 from reconciler.heymarket.ratelimit import SlidingWindowLimiter
 from reconciler.heymarket.retry import (
@@ -60,12 +58,6 @@ FIELDS_LIST_PATH: Final = "/v1/contact-fields"
 FIELDS_CREATE_PATH: Final = "/v1/contacts/fields"
 
 EPOCH: Final = "1970-01-01T00:00:00Z"
-# A listing restarts from an earlier point when a contact written during it may have hidden
-# another one; more rounds than this means the account is being rewritten faster than it can
-# be read, and the listing returns what it has.
-MAX_LISTING_ROUNDS: Final = 4
-# Pages that bring nothing new in a row before the server is judged to ignore `page`.
-MAX_IDLE_PAGES: Final = 25
 RATE_LIMIT_BACKOFF: Final = BackoffPolicy(base=1.0, cap=30.0)
 FAILURE_BACKOFF: Final = BackoffPolicy(base=0.5, cap=30.0, max_attempts_on_failure=6)
 
@@ -202,7 +194,7 @@ class HeymarketClient:
             body = {"contact_channels": [{"channel_type": "phone", "channel_ids": list(batch)}]}
             answer = self._call("POST", SEARCH_PATH, body, write=False)
             for contact in parse_contact_list(answer.body):
-                _keep_newest(found, contact)
+                keep_newest(found, contact)
 
         self._run_batches(unique, "search_batch_size", send)
         return list(found.values())
@@ -261,47 +253,12 @@ class HeymarketClient:
     # -- listing -----------------------------------------------------------------------
 
     def _list_from(self, start: str) -> list[LiveContact]:
-        seen: dict[int, LiveContact] = {}
-        listing = _ListingLog()
-        for _ in range(MAX_LISTING_ROUNDS):
-            restart = self._scan(start, seen, listing)
-            if restart is None:
-                break
-            start = restart
-        return sorted(seen.values(), key=lambda contact: (contact.updated, contact.id))
-
-    def _scan(self, start: str, seen: dict[int, LiveContact], listing: _ListingLog) -> str | None:
-        """One pass from ``start`` to an empty page. Returns where to read again when a contact
-        written during the pass may have hidden another one, else ``None``."""
-        cursor = ListingCursor(start, self.page_size)
-        restart: datetime | None = None
-        idle_pages = 0
-        while not cursor.done:
-            request = cursor.next_request()
-            request_index = listing.started(cursor.date)
-            page = parse_contact_list(
+        def fetch_page(request: PageRequest) -> list[LiveContact]:
+            return parse_contact_list(
                 self._call("POST", LIST_PATH, request.body(), write=False).body
             )
-            brought_news = False
-            for contact in page:
-                previous = seen.get(contact.id)
-                if previous is not None and not _is_newer(contact, previous):
-                    continue
-                brought_news = True
-                seen[contact.id] = contact
-                if previous is not None:
-                    moved_from = listing.hidden_one_since(previous, contact.id)
-                    if moved_from is not None and (restart is None or moved_from < restart):
-                        restart = moved_from
-                listing.read(contact.id, request_index)
-            cursor.record([parse_timestamp(contact.updated) for contact in page])
-            idle_pages = 0 if brought_news or not page else idle_pages + 1
-            if idle_pages > MAX_IDLE_PAGES:
-                raise BadResponseError(
-                    f"the contact listing returned only contacts already read for {idle_pages} "
-                    "pages in a row: the server seems to ignore `page`"
-                )
-        return None if restart is None else format_timestamp(restart)
+
+        return list_contacts(fetch_page, start, self.page_size)
 
     # -- batching ----------------------------------------------------------------------
 
@@ -453,47 +410,6 @@ class HeymarketClient:
             advice = f"check that the account behind {variables} may use the contacts API"
             text = f"Heymarket denied access with the credentials from {variables} ({message}): "
         raise AuthenticationError(text + advice, status=response.status_code, request_id=request_id)
-
-
-class _ListingLog:
-    """Which request read each contact and where each request's window started, to tell
-    whether a contact that moved during the listing can have shifted an unread one past a
-    page boundary (it can only when its old position was inside a later request's window)."""
-
-    def __init__(self) -> None:
-        self._window_starts: list[datetime] = []
-        self._read_in: dict[int, int] = {}
-
-    def started(self, window_start: datetime) -> int:
-        self._window_starts.append(window_start)
-        return len(self._window_starts) - 1
-
-    def read(self, contact_id: int, request_index: int) -> None:
-        self._read_in[contact_id] = request_index
-
-    def hidden_one_since(self, previous: LiveContact, contact_id: int) -> datetime | None:
-        """The old ``updated`` of a contact that moved, when its move may have hidden
-        another contact from the listing; ``None`` when it cannot have."""
-        read_in = self._read_in.get(contact_id)
-        old_position = parse_timestamp(previous.updated)
-        if read_in is None:
-            return old_position
-        later_windows = self._window_starts[read_in + 1 :]
-        if any(window_start <= old_position for window_start in later_windows):
-            return old_position
-        return None
-
-
-def _is_newer(contact: LiveContact, previous: LiveContact) -> bool:
-    if contact.rev != previous.rev:
-        return contact.rev > previous.rev
-    return parse_timestamp(contact.updated) > parse_timestamp(previous.updated)
-
-
-def _keep_newest(found: dict[int, LiveContact], contact: LiveContact) -> None:
-    previous = found.get(contact.id)
-    if previous is None or _is_newer(contact, previous):
-        found[contact.id] = contact
 
 
 def _json_body(response: httpx.Response, request_id: str | None) -> object:

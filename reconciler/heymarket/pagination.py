@@ -22,6 +22,7 @@ the offset arithmetic needs."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,8 +50,12 @@ class ListingCursor:
         self._date_moment = parse_timestamp(start, "date")
         self._page = 0
         self._limit = limit
-        # The `updated` of the contact at each offset of the current window, as last read.
+        # The largest page the server is known to serve in full; None before the first page.
+        self._page_size: int | None = None
+        # The `updated` of the contact at each offset of the current window, as last read,
+        # and the offsets where a strictly later second begins.
         self._window: list[datetime] = []
+        self._boundaries: list[int] = []
         self.done = False
 
     @property
@@ -68,32 +73,42 @@ class ListingCursor:
         if not updated:
             self.done = True
             return
+        if self._page_size is None:
+            # Asking for at most this many from now on makes the server's page size exact.
+            self._page_size = min(len(updated), self._limit)
         offset = self._page * self._limit
         window = self._window
         # What the server says now replaces whatever the window held at those offsets.
         del window[offset:]
-        window.extend(updated)
-        if len(updated) < self._limit:
-            self._limit = len(updated)
-        self._advance()
+        del self._boundaries[bisect.bisect_left(self._boundaries, offset) :]
+        for index, moment in enumerate(updated, start=offset):
+            if index == 0 or window[index - 1] < moment:
+                self._boundaries.append(index)
+            window.append(moment)
+        self._advance(self._page_size, reached_end=len(updated) < self._limit)
 
-    def _advance(self) -> None:
-        window = self._window
-        consumed = len(window)
-        run_start = consumed - 1
-        while run_start > 0 and window[run_start - 1] == window[run_start]:
-            run_start -= 1
-        # The last page boundary at or before the run, counted back from the end of the window.
-        pages_back = -(-(consumed - run_start) // self._limit)
-        aligned = consumed - pages_back * self._limit
-        start = aligned if aligned >= 0 and self._is_boundary(aligned) else run_start
-        self._page = (consumed - start) // self._limit
+    def _advance(self, page_size: int, *, reached_end: bool) -> None:
+        consumed = len(self._window)
+        run_start = self._boundaries[-1]
+        overlap = (consumed - run_start) % page_size
+        # Restarting at the trailing run re-reads `overlap` contacts; a boundary whose
+        # distance to the end is a whole number of (possibly smaller) pages re-reads none.
+        # After a short page the next one is probably empty and ends the listing, which only
+        # a page that starts exactly past the end can be: then any smaller page will do.
+        smallest_worth_it = 1 if reached_end else page_size - overlap + 1
+        start, limit = run_start, page_size
+        for candidate_limit in range(page_size, smallest_worth_it - 1, -1):
+            aligned = next(
+                (b for b in reversed(self._boundaries) if (consumed - b) % candidate_limit == 0),
+                None,
+            )
+            if aligned is not None:
+                start, limit = aligned, candidate_limit
+                break
+        self._limit = limit
+        self._page = (consumed - start) // limit
         if start > 0:
-            self._date_moment = window[start]
-            self._date = format_timestamp(window[start])
-            del window[:start]
-
-    def _is_boundary(self, offset: int) -> bool:
-        """True when no contact before ``offset`` in the window shares its ``updated``: then
-        the window can restart at that timestamp and keep the same offsets after it."""
-        return offset == 0 or self._window[offset - 1] < self._window[offset]
+            self._date_moment = self._window[start]
+            self._date = format_timestamp(self._window[start])
+            del self._window[:start]
+            self._boundaries = [b - start for b in self._boundaries if b >= start]
