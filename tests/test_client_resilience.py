@@ -28,7 +28,7 @@ from tests.sandbox_handle import SandboxHandle
 class FakeClock:
     """Monotonic time that only moves when the client sleeps: minutes of backoff in no time."""
 
-    def __init__(self, on_sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(self, on_sleep: Callable[[float], object] | None = None) -> None:
         self.now = 1_000.0
         self.slept: list[float] = []
         self._on_sleep = on_sleep
