@@ -24,12 +24,14 @@ unset HEYMARKET_SECRET_ID HEYMARKET_SECRET_KEY
 HEYMARKET_API_KEY="demo-$("$PYTHON" -c 'import secrets; print(secrets.token_hex(16))')"
 export HEYMARKET_API_KEY
 
+# Created first: the background job may not have opened it when the loop below reads it.
+: >"$workdir/sandbox.log"
 PYTHONUNBUFFERED=1 "$PYTHON" -m reconciler sandbox --port 0 --seed demo/seed.yaml \
   >"$workdir/sandbox.log" 2>&1 &
 sandbox_pid=$!
 
 url=""
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   url="$(sed -n 's/^Sandbox listening on //p' "$workdir/sandbox.log")"
   if [ -n "$url" ]; then break; fi
   if ! kill -0 "$sandbox_pid" 2>/dev/null; then break; fi

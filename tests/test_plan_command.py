@@ -32,7 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ANSI = "\033["
-READ_ROUTES = {"POST /v1/contact-fields", "POST /v2/contacts/list"}
+# Every route that only reads; plan must call nothing else.
+READ_ROUTES = {
+    "POST /v1/contact-fields",
+    "POST /v2/contacts/list",
+    "POST /v2/contacts/search",
+    "POST /v1/contacts/count",
+}
 OWNER = "team-a"
 MARKER = "Managed by"
 
