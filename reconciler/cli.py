@@ -358,6 +358,107 @@ def export(
     return 0
 
 
+def lock_timeout_option(function: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=10.0,
+        show_default=True,
+        help="Seconds to wait for another apply/restore in this directory to finish.",
+    )(function)
+
+
+@cli.command()
+@click.argument(
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=False,
+    default=None,
+)
+@config_option
+@contacts_option
+@api_url_option
+@color_option
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
+@click.option("--prune", is_flag=True, help="Also delete owned contacts no longer declared.")
+@click.option(
+    "--max-deletes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Allow up to N deletes in this run (replaces both prune caps).",
+)
+@click.option("--mask-pii", is_flag=True, help="Mask phones, emails and names in the output.")
+@click.option(
+    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
+)
+@lock_timeout_option
+def apply(
+    plan_file: Path | None,
+    config_file: Path | None,
+    contacts_dir: Path | None,
+    api_url: str | None,
+    no_color: bool,
+    auto_approve: bool,
+    prune: bool,
+    max_deletes: int | None,
+    mask_pii: bool,
+    insecure: bool,
+    lock_timeout: float,
+) -> int:
+    """Make the live account match the desired state (or apply a saved PLAN_FILE)."""
+    from reconciler.apply import ApplyRequest, Console, run_apply
+
+    request = ApplyRequest(
+        plan_file=plan_file,
+        config_file=config_file,
+        contacts_dir=contacts_dir,
+        api_url=api_url,
+        auto_approve=auto_approve,
+        prune=prune,
+        max_deletes=max_deletes,
+        mask_pii=mask_pii,
+        no_color=no_color,
+        insecure=insecure,
+        lock_timeout=lock_timeout,
+    )
+    return run_apply(request, environ=os.environ, cwd=Path.cwd(), console=Console.standard())
+
+
+@cli.command()
+@click.argument("backup_file", type=click.Path(path_type=Path, dir_okay=False))
+@config_option
+@api_url_option
+@click.option("--auto-approve", is_flag=True, help="Restore without asking for 'yes'.")
+@click.option("--mask-pii", is_flag=True, help="Mask phones, emails and names in the output.")
+@click.option(
+    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
+)
+@lock_timeout_option
+def restore(
+    backup_file: Path,
+    config_file: Path | None,
+    api_url: str | None,
+    auto_approve: bool,
+    mask_pii: bool,
+    insecure: bool,
+    lock_timeout: float,
+) -> int:
+    """Re-create the contacts of a prune backup (not their conversation history)."""
+    from reconciler.apply import Console
+    from reconciler.restore import RestoreRequest, run_restore
+
+    request = RestoreRequest(
+        backup_file=backup_file,
+        config_file=config_file,
+        api_url=api_url,
+        auto_approve=auto_approve,
+        mask_pii=mask_pii,
+        insecure=insecure,
+        lock_timeout=lock_timeout,
+    )
+    return run_restore(request, environ=os.environ, cwd=Path.cwd(), console=Console.standard())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code; expected errors are one line."""
     args = list(sys.argv[1:] if argv is None else argv)

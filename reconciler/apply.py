@@ -1,0 +1,788 @@
+"""``reconciler apply``: execute a plan against the live account, carefully.
+
+The order of a run is the contract (DESIGN.md, "Safety model" and "Apply semantics"):
+
+1. take ``.reconciler/lock``; load the configuration and the desired state (an error there:
+   exit 1, no request made);
+2. plan afresh, or read a saved plan and prove it is still fresh (desired-state digest, then
+   the ``rev``/``updated`` of every contact it touches): stale -> exit 3, nothing written;
+3. with ``--prune``, check the caps: over one -> exit 3, nothing written at all;
+4. show the plan; ask for ``yes`` unless ``--auto-approve`` (no terminal: exit 3);
+5. create the missing custom fields, then creates and updates in full batches; a batch whose
+   outcome is unknown is re-read and only what is still missing or different is sent again,
+   so a contact is never created twice;
+6. prune, only if every earlier step succeeded: re-read the contacts to delete (each must be
+   unchanged and still owned), write and fsync the backup, delete, and verify by searching
+   that they are gone;
+7. journal every change after the server's answer; print the summary.
+
+Ctrl-C during the writes stops after the batch in flight, with the journal written (exit
+130); running apply again converges. Any doubt about a delete resolves to not deleting."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from reconciler.backup import write_backup
+from reconciler.config import Config
+from reconciler.desired_state import DesiredState
+from reconciler.diff import DiffSettings, diff
+from reconciler.errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    AmbiguousWriteError,
+    ApplyInterruptedError,
+    ApprovalRequiredError,
+    DesiredStateError,
+    PruneMismatchError,
+    StalePlanError,
+)
+from reconciler.heymarket import HeymarketClient
+from reconciler.journal import JOURNAL_FILE, Journal, JournalEntry, Result
+from reconciler.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
+from reconciler.masking import mask_phone
+from reconciler.model import CustomField, DesiredContact, LiveContact
+from reconciler.normalize import custom_value_text, normalize_text
+from reconciler.payload import to_upsert_item
+from reconciler.pipeline import (
+    Settings,
+    connect,
+    fetch_live_state,
+    load_desired,
+    make_plan,
+    resolve_settings,
+)
+from reconciler.plan import Create, Delete, Marker, Plan, Update, check_prune_caps
+from reconciler.plan_command import (
+    STEP_SUMMARY_VARIABLE,
+    append_step_summary,
+    desired_state_report,
+    wants_color,
+)
+from reconciler.render import RenderOptions, render_plan
+from reconciler.saved_plan import (
+    SavedPlan,
+    check_fresh,
+    current_git_commit,
+    desired_state_digest,
+    read_saved_plan,
+)
+
+# Rounds of "re-read, re-diff, re-send" for writes whose outcome is unknown; what is still
+# unknown after them is reported (exit 1) and the next apply picks it up.
+MAX_RESOLVE_ROUNDS = 3
+CONFIRM_QUESTION = "Do you want to apply these changes? Only 'yes' will be accepted:"
+
+ConnectClient = Callable[[Settings, Mapping[str, str], bool], HeymarketClient]
+
+
+def connect_configured(
+    settings: Settings, environ: Mapping[str, str], insecure: bool
+) -> HeymarketClient:
+    return connect(settings, environ, insecure=insecure)
+
+
+# --- the terminal ------------------------------------------------------------------------
+
+
+@dataclass
+class Console:
+    """Where a run talks to its user. ``ask`` is only called when ``stdin_is_tty``."""
+
+    out: Callable[[str], None]
+    err: Callable[[str], None]
+    ask: Callable[[str], str]
+    stdin_is_tty: bool = False
+    stdout_is_tty: bool = False
+    stderr_is_tty: bool = False
+    _progress_shown: bool = field(default=False, repr=False)
+
+    @classmethod
+    def standard(cls) -> Console:
+        def write(stream: Any) -> Callable[[str], None]:
+            def emit(text: str) -> None:
+                stream.write(text)
+                stream.flush()
+
+            return emit
+
+        def ask(question: str) -> str:
+            sys.stderr.write(question + " ")
+            sys.stderr.flush()
+            return sys.stdin.readline()
+
+        return cls(
+            out=write(sys.stdout),
+            err=write(sys.stderr),
+            ask=ask,
+            stdin_is_tty=sys.stdin.isatty(),
+            stdout_is_tty=sys.stdout.isatty(),
+            stderr_is_tty=sys.stderr.isatty(),
+        )
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        """A one-line counter on a terminal's stderr; nothing in logs and pipes."""
+        if not self.stderr_is_tty:
+            return
+        self.err(f"\r{label}: {done}/{total}")
+        self._progress_shown = True
+        if done >= total:
+            self.end_progress()
+
+    def end_progress(self) -> None:
+        if self._progress_shown:
+            self.err("\n")
+            self._progress_shown = False
+
+
+def confirm(console: Console, *, auto_approve: bool, what: str = "apply") -> None:
+    """Raise ``ApprovalRequiredError`` (exit 3) unless approved."""
+    if auto_approve:
+        return
+    if not console.stdin_is_tty:
+        raise ApprovalRequiredError(
+            f"{what} needs approval, and stdin is not a terminal to ask on: review the plan "
+            "above and pass --auto-approve to proceed without asking. Nothing was written."
+        )
+    answer = console.ask(CONFIRM_QUESTION)
+    if answer.strip() != "yes":
+        raise ApprovalRequiredError(f"{what.capitalize()} cancelled.")
+
+
+class GracefulInterrupt:
+    """Ctrl-C while writing: note it and let the batch in flight finish; a second Ctrl-C
+    aborts at once. Only the main thread can own signal handlers; elsewhere this is inert."""
+
+    def __init__(self, console: Console) -> None:
+        self.requested = False
+        self._console = console
+
+    def _handle(self, _signal: int, _frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._console.end_progress()
+        self._console.err(
+            "Interrupt: stopping after the batch in flight (Ctrl-C again to abort).\n"
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[GracefulInterrupt]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+# --- outcomes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A change that did not happen, or whose outcome is still unknown."""
+
+    action: str
+    phone: str
+    source: str | None
+    reason: str
+
+    def line(self, *, mask: bool) -> str:
+        phone = mask_phone(self.phone) if mask else self.phone
+        where = f" ({self.source})" if self.source else ""
+        return f"{self.action} {phone}{where}: {self.reason}"
+
+
+@dataclass
+class Tally:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    backup: Path | None = None
+
+    def summary(self, verb: str = "Apply") -> str:
+        return (
+            f"{verb} complete: {self.created} created, {self.updated} updated, "
+            f"{self.deleted} deleted, {len(self.failures)} failed."
+        )
+
+
+def _item_phone(item: Mapping[str, Any]) -> str | None:
+    """The phone of a bulk-write item or answer record (``phone`` or its phone channel)."""
+    phone = item.get("phone")
+    if isinstance(phone, str | int) and not isinstance(phone, bool) and str(phone).strip():
+        return str(phone).strip().lstrip("+")
+    channels = item.get("contact_channels")
+    if isinstance(channels, list):
+        for channel in channels:
+            if isinstance(channel, Mapping) and channel.get("channel_type") == "phone":
+                channel_id = channel.get("channel_id")
+                if isinstance(channel_id, str | int) and str(channel_id).strip():
+                    return str(channel_id).strip().lstrip("+")
+    return None
+
+
+def _item_uuid(item: Mapping[str, Any]) -> str | None:
+    value = item.get("uuid", item.get("contact_id"))
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+# --- the executor ------------------------------------------------------------------------
+
+
+class Executor:
+    """Writes changes through the client, journals each outcome, and resolves the unknown
+    ones. ``desired`` (by phone) and ``settings`` are what a re-diff needs."""
+
+    def __init__(
+        self,
+        client: HeymarketClient,
+        console: Console,
+        journal: Journal,
+        interrupt: GracefulInterrupt,
+        *,
+        command: str,
+        started_at: datetime,
+        git_commit: str | None,
+        fields: Sequence[CustomField],
+        desired: Mapping[str, DesiredContact],
+        settings: DiffSettings,
+    ) -> None:
+        self.client = client
+        self.console = console
+        self.journal = journal
+        self.interrupt = interrupt
+        self.command = command
+        self.run = _timestamp(started_at)
+        self.started_at = started_at
+        self.git_commit = git_commit
+        self.fields = list(fields)
+        self.desired = desired
+        self.settings = settings
+        self.tally = Tally()
+
+    # -- journal -----------------------------------------------------------------------
+
+    def entry(
+        self,
+        action: str,
+        phone: str,
+        contact_id: str | None,
+        result: Result,
+        reason: str | None = None,
+    ) -> JournalEntry:
+        return JournalEntry(
+            time=_timestamp(datetime.now(UTC)),
+            run=self.run,
+            command=self.command,
+            action=action,
+            phone=phone,
+            contact_id=contact_id,
+            result=result,
+            reason=reason,
+            git_commit=self.git_commit,
+        )
+
+    def _stop_if_interrupted(self) -> None:
+        if self.interrupt.requested:
+            raise ApplyInterruptedError(
+                f"Interrupted: stopped after the batch in flight; {self.tally.summary()[:-1]} "
+                f"so far (journal: {self.journal.path}). Run {self.command} again to finish."
+            )
+
+    # -- custom fields -----------------------------------------------------------------
+
+    @property
+    def field_ids(self) -> dict[str, str]:
+        ids: dict[str, str] = {}
+        for custom_field in self.fields:
+            ids.setdefault(custom_field.title, custom_field.id)
+        return ids
+
+    def ensure_fields(self, changes: Sequence[Create | Update], marker: Marker) -> None:
+        """Create every custom field the changes name that the account lacks (the marker's
+        included). An unknown outcome is settled by listing the fields again."""
+        needed = {marker.field_title}
+        for change in changes:
+            needed.update(change.custom)
+        missing = sorted(title for title in needed if title not in self.field_ids)
+        if not missing:
+            return
+        try:
+            created = self.client.create_custom_fields(missing)
+        except AmbiguousWriteError:
+            self.fields = self.client.list_custom_fields()
+            still_missing = [title for title in missing if title not in self.field_ids]
+            created = self.client.create_custom_fields(still_missing) if still_missing else []
+        self.fields.extend(created)
+        unresolved = [title for title in missing if title not in self.field_ids]
+        if unresolved:
+            self.fields = self.client.list_custom_fields()
+            unresolved = [title for title in missing if title not in self.field_ids]
+        if unresolved:
+            raise AmbiguousWriteError(
+                f"the custom fields {', '.join(unresolved)} could not be created; nothing "
+                "else was written. Run apply again."
+            )
+        shown = ", ".join(f'"{title}"' for title in missing)
+        self.console.err(f"Created custom field{'s' if len(missing) > 1 else ''} {shown}.\n")
+
+    # -- creates and updates -----------------------------------------------------------
+
+    def write(self, changes: Sequence[Create | Update], marker: Marker) -> None:
+        """Send the changes in full batches; settle unknown outcomes by re-reading and
+        re-diffing those phones, at most ``MAX_RESOLVE_ROUNDS`` times."""
+        if not changes:
+            return
+        intent = {change.phone: change.action for change in changes}
+        sources = {change.phone: str(change.source) for change in changes}
+        pending: list[Create | Update] = list(changes)
+        total = len(changes)
+        done = 0
+        for round_number in range(MAX_RESOLVE_ROUNDS + 1):
+            ambiguous: list[Create | Update] = []
+            for batch in _chunks(pending, self.client.batch_size):
+                ambiguous.extend(self._send_batch(batch, marker, intent))
+                done += len(batch)
+                self.console.progress("Writing contacts", min(done, total), total)
+                self._stop_if_interrupted()
+            if not ambiguous:
+                return
+            phones = [change.phone for change in ambiguous]
+            if round_number == MAX_RESOLVE_ROUNDS:
+                self.journal.append(
+                    [
+                        self.entry(intent[phone], phone, None, "unresolved", "outcome unknown")
+                        for phone in phones
+                    ]
+                )
+                for phone in phones:
+                    self.tally.failures.append(
+                        Failure(
+                            intent[phone],
+                            phone,
+                            sources[phone],
+                            f"outcome still unknown after {MAX_RESOLVE_ROUNDS} re-reads; "
+                            "run apply again",
+                        )
+                    )
+                return
+            pending = self._resolve(phones, intent, sources)
+            total += len(pending)
+            self._stop_if_interrupted()
+
+    def _send_batch(
+        self, batch: Sequence[Create | Update], marker: Marker, intent: Mapping[str, str]
+    ) -> list[Create | Update]:
+        field_ids = self.field_ids
+        result = self.client.bulk_upsert(
+            [to_upsert_item(change, field_ids, marker) for change in batch]
+        )
+        ambiguous_phones = {_item_phone(item) for item in result.ambiguous}
+        failed_by_phone: dict[str, tuple[str, str]] = {}
+        unmapped_failures = False
+        for failed in result.failed:
+            phone = _item_phone(failed.item)
+            if phone is None:
+                unmapped_failures = True
+            else:
+                failed_by_phone[phone] = (failed.code, failed.message)
+        succeeded_ids: dict[str, str | None] = {}
+        for record in result.succeeded:
+            phone = _item_phone(record)
+            if phone is not None:
+                succeeded_ids[phone] = _item_uuid(record)
+
+        entries: list[JournalEntry] = []
+        ambiguous: list[Create | Update] = []
+        for change in batch:
+            action = intent[change.phone]
+            known_id = change.contact_id if isinstance(change, Update) else None
+            if change.phone in ambiguous_phones or (
+                unmapped_failures
+                and change.phone not in succeeded_ids
+                and change.phone not in failed_by_phone
+            ):
+                ambiguous.append(change)
+                entries.append(self.entry(action, change.phone, known_id, "ambiguous"))
+            elif change.phone in failed_by_phone:
+                code, message = failed_by_phone[change.phone]
+                reason = f"{code}: {message}"
+                entries.append(self.entry(action, change.phone, known_id, "failed", reason))
+                self.tally.failures.append(
+                    Failure(action, change.phone, str(change.source), reason)
+                )
+            else:
+                contact_id = succeeded_ids.get(change.phone) or known_id
+                entries.append(self.entry(action, change.phone, contact_id, "applied"))
+                self._count(action)
+        self.journal.append(entries)
+        return ambiguous
+
+    def _count(self, action: str) -> None:
+        if action == "create":
+            self.tally.created += 1
+        elif action == "update":
+            self.tally.updated += 1
+
+    def _resolve(
+        self, phones: Sequence[str], intent: Mapping[str, str], sources: Mapping[str, str]
+    ) -> list[Create | Update]:
+        """Re-read these phones and return what is still missing or different for them.
+        Those that now match are journaled as applied; a phone the re-read finds twice (the
+        one thing a blind retry would have caused) is reported, never written again."""
+        found = self.client.search_by_phones(phones)
+        wanted = [self.desired[phone] for phone in phones if phone in self.desired]
+        redo = diff(wanted, found, self.fields, self.settings, prune=False)
+        still_to_write = {change.phone for change in redo.changes}
+        troubled = {notice.phone: notice.message for notice in redo.errors if notice.phone}
+        found_ids = {contact.phone: contact.uuid for contact in found}
+        entries: list[JournalEntry] = []
+        for phone in phones:
+            action = intent[phone]
+            if phone not in self.desired:
+                reason = "outcome unknown and no declaration to compare with; run apply again"
+                entries.append(
+                    self.entry(action, phone, found_ids.get(phone), "unresolved", reason)
+                )
+                self.tally.failures.append(Failure(action, phone, sources[phone], reason))
+            elif phone in troubled:
+                reason = troubled[phone]
+                entries.append(self.entry(action, phone, found_ids.get(phone), "failed", reason))
+                self.tally.failures.append(Failure(action, phone, sources[phone], reason))
+            elif phone not in still_to_write:
+                entries.append(
+                    self.entry(
+                        action, phone, found_ids.get(phone), "applied", "confirmed by a re-read"
+                    )
+                )
+                self._count(action)
+        self.journal.append(entries)
+        return [change for change in redo.changes if isinstance(change, Create | Update)]
+
+    # -- deletes -----------------------------------------------------------------------
+
+    def _owned(self, contact: LiveContact, marker: Marker) -> bool:
+        marker_id = self.field_ids.get(marker.field_title)
+        if marker_id is None:
+            return False
+        value = custom_value_text(contact.custom.get(marker_id))
+        return value is not None and value == normalize_text(marker.owner)
+
+    def prune(self, deletes: Sequence[Delete], backup_dir: Path, marker: Marker) -> None:
+        """Delete the plan's contacts: re-read them (each must be unchanged and owned), back
+        them up durably, delete, then verify they are gone."""
+        if not deletes:
+            return
+        current = {
+            contact.uuid: contact
+            for contact in self.client.search_by_phones([delete.phone for delete in deletes])
+        }
+        confirmed: list[LiveContact] = []
+        for delete in deletes:
+            live = current.get(delete.contact_id)
+            if live is None:
+                self.tally.notes.append(
+                    f"delete {delete.phone}: already gone from the account; nothing to do."
+                )
+            elif (live.rev, live.updated) != (delete.rev, delete.updated) or not self._owned(
+                live, marker
+            ):
+                self.tally.failures.append(
+                    Failure(
+                        "delete",
+                        delete.phone,
+                        f"contact {delete.contact_id}",
+                        "changed in the account since the plan was made: not deleted. "
+                        "Run plan again and review it",
+                    )
+                )
+            else:
+                confirmed.append(live)
+        if not confirmed:
+            return
+        backup = write_backup(backup_dir, confirmed, self.fields, marker, self.started_at)
+        self.tally.backup = backup
+        self.console.err(f"Backed up {len(confirmed)} contacts to {backup} before deleting.\n")
+
+        sent: list[LiveContact] = []
+        unknown: set[str] = set()
+        try:
+            for batch in _chunks(confirmed, self.client.delete_batch_size):
+                result = self.client.bulk_delete([contact.uuid for contact in batch])
+                sent.extend(batch)
+                unknown.update(result.ambiguous)
+                self.console.progress("Deleting contacts", len(sent), len(confirmed))
+                if self.interrupt.requested:
+                    break
+        finally:
+            self._verify_deleted(sent, unknown, backup)
+        self._stop_if_interrupted()
+
+    def _verify_deleted(self, sent: Sequence[LiveContact], unknown: set[str], backup: Path) -> None:
+        """The delete endpoint only says "ok": search for each contact and journal what is
+        really gone."""
+        if not sent:
+            return
+        remaining = {
+            contact.uuid for contact in self.client.search_by_phones([c.phone for c in sent])
+        }
+        entries: list[JournalEntry] = []
+        for contact in sent:
+            if contact.uuid in remaining:
+                reason = (
+                    "the delete request got no answer and the contact is still there"
+                    if contact.uuid in unknown
+                    else "still present after the delete request answered ok"
+                )
+                entries.append(self.entry("delete", contact.phone, contact.uuid, "failed", reason))
+                self.tally.failures.append(
+                    Failure("delete", contact.phone, f"contact {contact.uuid}", reason)
+                )
+            else:
+                entries.append(
+                    self.entry("delete", contact.phone, contact.uuid, "applied", f"backup {backup}")
+                )
+                self.tally.deleted += 1
+        self.journal.append(entries)
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --- apply -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRequest:
+    """The flags of one ``apply`` run."""
+
+    plan_file: Path | None = None
+    config_file: Path | None = None
+    contacts_dir: Path | None = None
+    api_url: str | None = None
+    auto_approve: bool = False
+    prune: bool = False
+    max_deletes: int | None = None
+    mask_pii: bool = False
+    no_color: bool = False
+    insecure: bool = False
+    lock_timeout: float = DEFAULT_WAIT_SECONDS
+
+
+def _checked_saved_plan(
+    request: ApplyRequest, saved: SavedPlan, desired: DesiredState, config: Config
+) -> None:
+    """The checks a saved plan passes before any request: same prune intent, same owner,
+    same desired state."""
+    if saved.plan.prune != request.prune:
+        if saved.plan.prune:
+            raise PruneMismatchError(
+                f"{request.plan_file} was planned with --prune (it may delete contacts) but "
+                "apply was run without it. Pass --prune to apply it, or make a plan without "
+                "--prune."
+            )
+        raise PruneMismatchError(
+            f"apply --prune was asked for, but {request.plan_file} was planned without "
+            "--prune, so the deletes were never reviewed. Make the plan with --prune, or "
+            "apply without --prune."
+        )
+    if saved.plan.marker != DiffSettings.from_config(config).marker:
+        raise StalePlanError(
+            "The ownership settings (ownership.marker_field / ownership.owner) changed since "
+            "the plan was saved. Make a new plan, review it, and apply that."
+        )
+    if desired_state_digest(desired.contacts) != saved.desired_digest:
+        raise StalePlanError(
+            "The desired state changed since the plan was saved. Make a new plan "
+            "(`reconciler plan --out FILE`), review it, and apply that."
+        )
+
+
+def _show_plan(plan: Plan, console: Console, options: RenderOptions) -> None:
+    rendered = render_plan(plan, "text", options)
+    console.out(rendered.stdout)
+    if rendered.stderr:
+        console.err(rendered.stderr)
+
+
+def _report(tally: Tally, console: Console, *, mask: bool, verb: str) -> None:
+    for note in tally.notes:
+        console.err(f"Note: {note}\n")
+    for failure in tally.failures:
+        console.err(f"Failed: {failure.line(mask=mask)}\n")
+    console.out(tally.summary(verb) + "\n")
+
+
+def _step_summary(tally: Tally, environ: Mapping[str, str], *, mask: bool, verb: str) -> str:
+    if not environ.get(STEP_SUMMARY_VARIABLE, "").strip():
+        return ""
+    lines = [
+        f"### reconciler {verb.lower()}",
+        "",
+        "| created | updated | deleted | failed |",
+        "|---:|---:|---:|---:|",
+        f"| {tally.created} | {tally.updated} | {tally.deleted} | {len(tally.failures)} |",
+    ]
+    if tally.backup is not None:
+        lines += ["", f"Prune backup: `{tally.backup}`"]
+    if tally.failures:
+        lines += ["", "Failed:", ""]
+        lines += [f"- {failure.line(mask=mask)}" for failure in tally.failures]
+    return append_step_summary("\n".join(lines) + "\n", environ)
+
+
+def run_apply(
+    request: ApplyRequest,
+    *,
+    environ: Mapping[str, str],
+    cwd: Path,
+    console: Console,
+    connect_client: ConnectClient = connect_configured,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """One ``apply`` run; returns the exit code (guards and errors raise)."""
+    with exclusive_lock(
+        cwd,
+        command="apply",
+        wait_seconds=request.lock_timeout,
+        on_wait=lambda message: console.err(message + "\n"),
+    ):
+        return _apply_locked(request, environ, cwd, console, connect_client, now())
+
+
+def _apply_locked(
+    request: ApplyRequest,
+    environ: Mapping[str, str],
+    cwd: Path,
+    console: Console,
+    connect_client: ConnectClient,
+    started_at: datetime,
+) -> int:
+    try:
+        settings = resolve_settings(
+            config_file=request.config_file,
+            contacts_dir=request.contacts_dir,
+            api_url=request.api_url,
+            environ=environ,
+            cwd=cwd,
+        )
+        desired = load_desired(settings)
+    except DesiredStateError as error:
+        if not error.problems:
+            raise
+        console.err(desired_state_report(error))
+        return EXIT_ERROR
+    config = settings.config
+    saved = read_saved_plan(_absolute(request.plan_file, cwd)) if request.plan_file else None
+    if saved is not None:
+        _checked_saved_plan(request, saved, desired, config)
+    if request.max_deletes is not None and not request.prune:
+        console.err("Note: --max-deletes has no effect without --prune.\n")
+
+    mask = request.mask_pii or config.output.mask_pii
+    options = RenderOptions(
+        mask_pii=mask,
+        color=wants_color(no_color=request.no_color, environ=environ, is_tty=console.stdout_is_tty),
+    )
+    diff_settings = DiffSettings.from_config(config)
+
+    with connect_client(settings, environ, request.insecure) as client:
+        if saved is None:
+            live = fetch_live_state(client)
+            plan = make_plan(desired, live, config, prune=request.prune).plan
+            fields: Sequence[CustomField] = live.fields
+        else:
+            fields = client.list_custom_fields()
+            touched = client.search_by_phones([entry.phone for entry in saved.freshness])
+            check_fresh(saved, touched, desired_state_digest(desired.contacts))
+            plan = saved.plan
+
+        if request.prune:
+            check_prune_caps(
+                plan,
+                plan.owned_live_count,
+                config.prune.max_deletes,
+                config.prune.max_delete_percent,
+                run_max_deletes=request.max_deletes,
+            )
+
+        _show_plan(plan, console, options)
+        if not plan.has_changes:
+            return EXIT_ERROR if plan.has_errors else EXIT_OK
+        if saved is None:
+            confirm(console, auto_approve=request.auto_approve)
+
+        with Journal(cwd / JOURNAL_FILE) as journal:
+            interrupt = GracefulInterrupt(console)
+            executor = Executor(
+                client,
+                console,
+                journal,
+                interrupt,
+                command="apply",
+                started_at=started_at,
+                git_commit=current_git_commit(cwd),
+                fields=fields,
+                desired={contact.phone: contact for contact in desired.contacts},
+                settings=diff_settings,
+            )
+            try:
+                with interrupt.installed():
+                    _execute(executor, plan, settings, request)
+            except ApplyInterruptedError:
+                console.end_progress()
+                _report(executor.tally, console, mask=mask, verb="Apply")
+                raise
+            console.end_progress()
+    tally = executor.tally
+    _report(tally, console, mask=mask, verb="Apply")
+    warning = _step_summary(tally, environ, mask=mask, verb="Apply")
+    if warning:
+        console.err(warning)
+    return EXIT_ERROR if tally.failures or plan.has_errors else EXIT_OK
+
+
+def _execute(executor: Executor, plan: Plan, settings: Settings, request: ApplyRequest) -> None:
+    upserts: list[Create | Update] = [*plan.creates, *plan.updates]
+    if upserts:
+        executor.ensure_fields(upserts, plan.marker)
+        executor.write(upserts, plan.marker)
+    deletes = plan.deletes
+    if not (request.prune and deletes):
+        return
+    # Deletes are permanent: when anything before them went wrong, or the plan left
+    # contacts for a human to sort out, nobody has seen this run end as reviewed.
+    if executor.tally.failures or plan.has_errors:
+        problems = len(executor.tally.failures) + len(plan.errors)
+        executor.tally.notes.append(
+            f"prune skipped: {problems} contacts failed or were left untouched above, so "
+            f"none of the {len(deletes)} deletes was done. Fix them and run apply --prune again."
+        )
+        return
+    backup_dir = _absolute(settings.config.prune.backup_dir, settings.cwd)
+    executor.prune(deletes, backup_dir, plan.marker)
+
+
+def _absolute(path: Path, cwd: Path) -> Path:
+    return path if path.is_absolute() else cwd / path
