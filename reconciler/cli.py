@@ -350,10 +350,11 @@ def export(
     for path in written.removed:
         click.echo(f"Removed {path}")
     for path, file in zip(written.written, result.files, strict=True):
-        click.echo(f"Wrote {path} ({file.contacts} contacts)")
+        click.echo(f"Wrote {path} ({file.contacts} contact{'s' if file.contacts != 1 else ''})")
     click.echo(
-        f"Exported {result.contacts} contacts into {len(result.files)} file(s). "
-        f"The next plan adopts the {result.unmarked} without an ownership marker."
+        f"Exported {result.contacts} contact{'s' if result.contacts != 1 else ''} into "
+        f"{len(result.files)} file{'s' if len(result.files) != 1 else ''}; "
+        f"the next plan adopts the {result.unmarked} without an ownership marker."
     )
     return 0
 

@@ -132,6 +132,10 @@ def test_export_of_1000_contacts_plans_only_adoptions_and_converges_after_apply(
     unmarked = {record["phone"] for record in seeded if _unmarked(record)}
 
     assert main(["export"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"Exported 1000 contacts into 1 file; the next plan adopts the {len(unmarked)} "
+        "without an ownership marker."
+    )
     assert yaml_files(repo / "contacts") == ["contacts.yaml"]
     assert main(["validate"]) == 0
     assert main(["fmt", "--check"]) == 0
