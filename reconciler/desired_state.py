@@ -6,19 +6,31 @@ be cached by content; ``load_desired_state`` adds what needs all files (duplicat
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
-from collections.abc import Mapping, Sequence
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from reconciler.errors import DesiredStateError, InputNotFoundError, Problem
+from reconciler.fast_parse import ContactRow, valid_contact_rows
 from reconciler.model import STANDARD_FIELDS, DesiredContact, SourceLocation
 from reconciler.normalize import CustomValue
+from reconciler.parse_cache import ParseCache
 from reconciler.schemas import CONTACTS_SCHEMA, schema_problems
 from reconciler.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+# Parsing in worker processes pays off only past this much uncached YAML (workers cost
+# tens of milliseconds to start and to send their results back).
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+PARALLEL_MIN_FILES = 4
 _TOP_LEVEL = 'a mapping with one key, "contacts"'
 
 
@@ -73,6 +85,84 @@ def parse_file(data: bytes, shown_as: str) -> ParsedFile:
         return ParsedFile([], [], sorted(problems, key=_problem_order))
     contacts, phones = _contacts(loaded, shown_as, bad_paths)
     return ParsedFile(contacts, phones, sorted(problems, key=_problem_order))
+
+
+def parse_file_fast(data: bytes, shown_as: str) -> ParsedFile | list[ContactRow]:
+    """``parse_file``'s answer, or the contact rows of a plainly valid file (the common case,
+    found without building a node graph or running jsonschema)."""
+    rows = valid_contact_rows(data)
+    return rows if rows is not None else parse_file(data, shown_as)
+
+
+def _from_rows(rows: Sequence[ContactRow], shown_as: str) -> ParsedFile:
+    contacts: list[DesiredContact] = []
+    phones: list[PhoneDeclaration] = []
+    for phone, fields, custom, line, phone_line, phone_column in rows:
+        contacts.append(DesiredContact(phone, fields, custom, SourceLocation(shown_as, line)))
+        phones.append(PhoneDeclaration(phone, shown_as, phone_line, phone_column))
+    return ParsedFile(contacts, phones, [])
+
+
+def _parse_files(files: Sequence[tuple[bytes, str]], cache: ParseCache | None) -> list[ParsedFile]:
+    """Each file parsed, in order: from the cache when its bytes were seen before, else on
+    the fast path, across processes when there is enough uncached YAML to pay for them."""
+    results: list[ParsedFile | None] = [None] * len(files)
+    keys: list[str] = []
+    missing: list[int] = []
+    for index, (data, shown_as) in enumerate(files):
+        key = cache.key(data) if cache is not None else ""
+        keys.append(key)
+        rows = cache.get(key) if cache is not None else None
+        if rows is None:
+            missing.append(index)
+        else:
+            results[index] = _from_rows(rows, shown_as)
+    for index, outcome in zip(missing, _parse_missing([files[i] for i in missing]), strict=True):
+        if isinstance(outcome, ParsedFile):
+            results[index] = outcome
+            continue
+        if cache is not None:
+            cache.put(keys[index], outcome)
+        results[index] = _from_rows(outcome, files[index][1])
+    return [result for result in results if result is not None]
+
+
+def _parse_missing(files: Sequence[tuple[bytes, str]]) -> list[ParsedFile | list[ContactRow]]:
+    workers = min(os.cpu_count() or 1, len(files))
+    total_bytes = sum(len(data) for data, _ in files)
+    # Forked workers start in milliseconds and never re-run the caller's main module (spawn
+    # and forkserver do); forking is safe only while this process runs a single thread.
+    fork_safe = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    if (
+        not fork_safe
+        or workers < 2
+        or len(files) < PARALLEL_MIN_FILES
+        or total_bytes < PARALLEL_MIN_BYTES
+    ):
+        return [parse_file_fast(data, shown_as) for data, shown_as in files]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(
+            pool.map(
+                parse_file_fast,
+                [data for data, _ in files],
+                [shown_as for _, shown_as in files],
+                chunksize=max(1, len(files) // (workers * 4)),
+            )
+        )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building 100k small acyclic values makes the cyclic garbage collector rescan the
+    growing heap again and again (half the time of a cached load); none of it is garbage."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _problem_order(problem: Problem) -> tuple[int, int]:
@@ -149,8 +239,11 @@ def _duplicate_problems(phones: Sequence[PhoneDeclaration]) -> list[Problem]:
     return problems
 
 
-def load_desired_state(contacts_dir: Path, cwd: Path | None = None) -> DesiredState:
-    """Load and validate every contacts file under ``contacts_dir``.
+def load_desired_state(
+    contacts_dir: Path, cwd: Path | None = None, *, cache_dir: Path | None = None
+) -> DesiredState:
+    """Load and validate every contacts file under ``contacts_dir``; with ``cache_dir``,
+    files parsed before (same bytes) are read from the parse cache there.
 
     Raises ``DesiredStateError`` with every problem found, in file and line order."""
     base = Path.cwd() if cwd is None else cwd
@@ -169,6 +262,7 @@ def load_desired_state(contacts_dir: Path, cwd: Path | None = None) -> DesiredSt
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
     problems: list[Problem] = []
+    readable: list[tuple[bytes, str]] = []
     for path in files:
         shown_as = display_path(path, base)
         data = read_capped(path, shown_as)
@@ -178,10 +272,13 @@ def load_desired_state(contacts_dir: Path, cwd: Path | None = None) -> DesiredSt
         relative = path.relative_to(contacts_dir).as_posix().encode()
         digest.update(b"%d:%s%d:" % (len(relative), relative, len(data)))
         digest.update(data)
-        parsed = parse_file(data, shown_as)
-        contacts.extend(parsed.contacts)
-        phones.extend(parsed.phones)
-        problems.extend(parsed.problems)
+        readable.append((data, shown_as))
+    cache = ParseCache(cache_dir) if cache_dir is not None else None
+    with _collector_paused():
+        for parsed in _parse_files(readable, cache):
+            contacts.extend(parsed.contacts)
+            phones.extend(parsed.phones)
+            problems.extend(parsed.problems)
     problems.extend(_duplicate_problems(phones))
     if problems:
         file_order = {display_path(path, base): index for index, path in enumerate(files)}

@@ -16,10 +16,13 @@ from reconciler.desired_state import DesiredState, load_desired_state
 from reconciler.diff import DiffSettings, diff
 from reconciler.errors import ReconcilerError
 from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.live_snapshot import Refresh, read_live_state
 from reconciler.model import CustomField, LiveContact
 from reconciler.plan import Plan
 
 API_URL_VARIABLE = "HEYMARKET_API_URL"
+# Parse cache and live snapshot, beside reconciler.yaml (or in the working directory).
+CACHE_DIRECTORY = Path(".reconciler") / "cache"
 
 
 class InsecureUrlError(ReconcilerError):
@@ -109,14 +112,25 @@ def connect(
     )
 
 
-def fetch_live_state(client: HeymarketClient) -> LiveState:
-    fields = tuple(client.list_custom_fields())
-    contacts = tuple(client.list_contacts())
-    return LiveState(contacts=contacts, fields=fields)
+def cache_directory(settings: Settings) -> Path:
+    source = settings.config.source
+    return (source.parent if source is not None else settings.cwd) / CACHE_DIRECTORY
+
+
+def fetch_live_state(
+    client: HeymarketClient, *, refresh: Refresh = "auto", cache_dir: Path | None = None
+) -> LiveState:
+    """Custom fields and contacts; only what changed since the last run's snapshot (in
+    ``cache_dir``, default ``.reconciler/cache`` here) when it is provably current."""
+    directory = cache_dir if cache_dir is not None else Path.cwd() / CACHE_DIRECTORY
+    listing = read_live_state(client, directory, refresh)
+    return LiveState(contacts=tuple(listing.contacts), fields=tuple(listing.fields))
 
 
 def load_desired(settings: Settings) -> DesiredState:
-    return load_desired_state(settings.contacts_dir, settings.cwd)
+    return load_desired_state(
+        settings.contacts_dir, settings.cwd, cache_dir=cache_directory(settings) / "desired"
+    )
 
 
 def make_plan(desired: DesiredState, live: LiveState, config: Config, *, prune: bool) -> PlanRun:
