@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 
@@ -285,131 +285,188 @@ class HeymarketClient:
     def _call(self, method: str, path: str, body: object, *, write: bool) -> _Answer:
         """Send one request, retrying what is safe to retry; the JSON answer of a 2xx."""
         waited = 0.0
-        rate_limited = 0
         failures = 0
+        rate_limited = 0
         renewed_token = False
         while True:
-            self._limiter.acquire()
-            with self._lock:
-                self.request_count += 1
-            if self._on_request is not None:
-                self._on_request(method, path)
-            try:
-                response = self._http.request(method, path, json=body)
-            except _NOT_SENT as error:
-                failures += 1
-                problem: ApiError | TransportError = TransportError(
-                    f"could not reach Heymarket at {self.base_url} ({type(error).__name__}: "
-                    f"{error}): check --api-url / HEYMARKET_API_URL and the network"
-                )
-                retry_after = None
-            except httpx.UnsupportedProtocol:
-                raise TransportError(
-                    f"{self.base_url} is not an http(s) URL: check --api-url / HEYMARKET_API_URL"
-                ) from None
-            except httpx.TransportError as error:
-                reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-                if write:
-                    raise AmbiguousWriteError(
-                        f"{method} {path}: no answer after the request was sent ({reason}); "
-                        "re-read the contacts to learn whether it was applied"
-                    ) from None
-                failures += 1
-                problem = TransportError(
-                    f"lost the connection to Heymarket at {self.base_url} ({reason})"
-                )
-                retry_after = None
+            outcome = self._send_once(method, path, body, write=write)
+            if isinstance(outcome, _Answer):
+                return outcome
+            if outcome.expired_token:
+                if renewed_token or not isinstance(self._credentials, JwtCredentials):
+                    raise outcome.problem
+                # A token can expire in flight; a 401 means nothing was done, so sign anew.
+                renewed_token = True
+                self._auth.renew()
+                continue
+            if outcome.rate_limited:
+                rate_limited += 1
+                policy, retry_number = RATE_LIMIT_BACKOFF, rate_limited - 1
             else:
-                request_id = response.headers.get("X-Request-Id")
-                status = response.status_code
-                if 200 <= status < 300:
-                    return _Answer(status, request_id, _json_body(response, request_id))
-                jwt_in_use = isinstance(self._credentials, JwtCredentials)
-                if status == 401 and jwt_in_use and not renewed_token:
-                    # The token may have expired in flight; a 401 means nothing was done.
-                    renewed_token = True
-                    self._auth.renew()
-                    continue
-                if status in (401, 403):
-                    self._raise_authentication(response, request_id)
-                code, message = _error_details(response)
-                if code is None and not _is_json(response) and status < 500 and status != 429:
-                    raise BadResponseError(
-                        f"Heymarket answered {method} {path} with {message}: check that the "
-                        "API URL points at the Heymarket API",
-                        status=status,
-                        request_id=request_id,
-                    )
-                if status == 429:
-                    rate_limited += 1
-                    problem = RateLimitedError(
-                        f"Heymarket kept answering 429 Too Many Requests ({message}): "
-                        "lower api.requests_per_minute or try again later",
-                        status=status,
-                        request_id=request_id,
-                        code=code,
-                    )
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"),
-                        now=http_date_seconds(response.headers.get("Date")) or self._wall_clock(),
-                    )
-                elif status >= 500:
-                    if write:
-                        raise AmbiguousWriteError(
-                            f"{method} {path}: Heymarket answered HTTP {status} ({message}, "
-                            f"request id {request_id or 'none'}) after the request was sent; "
-                            "re-read the contacts to learn whether it was applied"
-                        )
-                    failures += 1
-                    problem = ServerError(
-                        f"Heymarket answered {status} ({message}): try again later",
-                        status=status,
-                        request_id=request_id,
-                        code=code,
-                    )
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"),
-                        now=http_date_seconds(response.headers.get("Date")) or self._wall_clock(),
-                    )
-                else:
-                    refusal = ApiError(
-                        f"Heymarket refused {method} {path}: {message}",
-                        status=status,
-                        request_id=request_id,
-                        code=code,
-                    )
-                    if status == 400 and "too many" in message.lower():
-                        raise _BatchTooLarge(refusal)
-                    raise refusal
-            if failures >= FAILURE_BACKOFF.max_attempts_on_failure:
-                raise problem
+                failures += 1
+                if failures >= FAILURE_BACKOFF.max_attempts_on_failure:
+                    raise outcome.problem
+                policy, retry_number = FAILURE_BACKOFF, failures - 1
             remaining = self._max_retry_wait - waited
             if remaining <= 0:
-                raise problem
-            if retry_after is not None:
-                if retry_after > remaining:
-                    raise problem
-                delay = retry_after
-            elif failures and not rate_limited:
-                delay = FAILURE_BACKOFF.delay(failures - 1, self._uniform)
+                raise outcome.problem
+            if outcome.retry_after is not None:
+                if outcome.retry_after > remaining:
+                    raise outcome.problem
+                delay = outcome.retry_after
             else:
-                delay = RATE_LIMIT_BACKOFF.delay(rate_limited + failures - 1, self._uniform)
-            delay = min(delay, remaining)
+                delay = min(policy.delay(retry_number, self._uniform), remaining)
             self._sleep(delay)
             waited += delay
 
-    def _raise_authentication(self, response: httpx.Response, request_id: str | None) -> NoReturn:
-        _, message = _error_details(response)
+    def _send_once(
+        self, method: str, path: str, body: object, *, write: bool
+    ) -> _Answer | _Retryable:
+        """One attempt: the answer, or what went wrong when trying again may help; raises
+        when it cannot (a refusal, or a write whose outcome is unknown)."""
+        self._limiter.acquire()
+        with self._lock:
+            self.request_count += 1
+        if self._on_request is not None:
+            self._on_request(method, path)
+        try:
+            response = self._http.request(method, path, json=body)
+        except _NOT_SENT as error:
+            return _Retryable(
+                TransportError(
+                    f"could not reach Heymarket at {self.base_url} ({_describe(error)}): "
+                    "check --api-url / HEYMARKET_API_URL and the network"
+                )
+            )
+        except httpx.UnsupportedProtocol:
+            raise TransportError(
+                f"{self.base_url} is not an http(s) URL: check --api-url / HEYMARKET_API_URL"
+            ) from None
+        except httpx.TransportError as error:
+            if write:
+                raise AmbiguousWriteError(
+                    f"{method} {path}: no answer after the request was sent "
+                    f"({_describe(error)}); re-read the contacts to learn whether it was applied"
+                ) from None
+            return _Retryable(
+                TransportError(
+                    f"lost the connection to Heymarket at {self.base_url} ({_describe(error)})"
+                )
+            )
+        request_id = response.headers.get("X-Request-Id")
+        status = response.status_code
+        if 200 <= status < 300:
+            return _Answer(status, request_id, _json_body(response, request_id))
+        error_body = _ErrorBody.of(response)
+        if status == 401:
+            return _Retryable(self._authentication_error(response, error_body), expired_token=True)
+        if status == 403:
+            raise self._authentication_error(response, error_body)
+        if status == 429:
+            return _Retryable(
+                RateLimitedError(
+                    f"Heymarket kept answering 429 Too Many Requests ({error_body.message}): "
+                    "lower api.requests_per_minute or try again later",
+                    status=status,
+                    request_id=request_id,
+                    code=error_body.code,
+                ),
+                retry_after=self._retry_after(response),
+                rate_limited=True,
+            )
+        if status >= 500:
+            if write:
+                raise AmbiguousWriteError(
+                    f"{method} {path}: Heymarket answered HTTP {status} ({error_body.message}, "
+                    f"request id {request_id or 'none'}) after the request was sent; "
+                    "re-read the contacts to learn whether it was applied"
+                )
+            return _Retryable(
+                ServerError(
+                    f"Heymarket answered {status} ({error_body.message}): try again later",
+                    status=status,
+                    request_id=request_id,
+                    code=error_body.code,
+                ),
+                retry_after=self._retry_after(response),
+            )
+        if not error_body.is_json:
+            raise BadResponseError(
+                f"Heymarket answered {method} {path} with {error_body.message}: check that the "
+                "API URL points at the Heymarket API",
+                status=status,
+                request_id=request_id,
+            )
+        refusal = ApiError(
+            f"Heymarket refused {method} {path}: {error_body.message}",
+            status=status,
+            request_id=request_id,
+            code=error_body.code,
+        )
+        if status == 400 and "too many" in error_body.message.lower():
+            raise _BatchTooLarge(refusal)
+        raise refusal
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        # The server's own Date header, when present, keeps a skewed local clock out of it.
+        now = http_date_seconds(response.headers.get("Date")) or self._wall_clock()
+        return parse_retry_after(response.headers.get("Retry-After"), now=now)
+
+    def _authentication_error(
+        self, response: httpx.Response, error_body: _ErrorBody
+    ) -> AuthenticationError:
         variables = self._credentials.variables
         if response.status_code == 401:
+            text = f"Heymarket did not accept the credentials from {variables}"
             advice = f"check {variables}"
             if isinstance(self._credentials, JwtCredentials):
                 advice += " and that this machine's clock is right (tokens live 5 minutes)"
-            text = f"Heymarket did not accept the credentials from {variables} ({message}): "
         else:
+            text = f"Heymarket denied access with the credentials from {variables}"
             advice = f"check that the account behind {variables} may use the contacts API"
-            text = f"Heymarket denied access with the credentials from {variables} ({message}): "
-        raise AuthenticationError(text + advice, status=response.status_code, request_id=request_id)
+        return AuthenticationError(
+            f"{text} ({error_body.message}): {advice}",
+            status=response.status_code,
+            request_id=response.headers.get("X-Request-Id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Retryable:
+    """An attempt that failed in a way another attempt may cure."""
+
+    problem: ApiError | TransportError
+    retry_after: float | None = None
+    rate_limited: bool = False
+    expired_token: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorBody:
+    """The ``error`` code and ``message`` of an error answer, whatever its shape."""
+
+    code: str | None
+    message: str
+    is_json: bool
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> _ErrorBody:
+        try:
+            body = json.loads(response.content)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            content_type = response.headers.get("Content-Type", "no content type")
+            return cls(None, f"a body that is not JSON ({content_type})", is_json=False)
+        if isinstance(body, Mapping):
+            code = body.get("error")
+            message = body.get("message") or code or "no message"
+            return cls(None if code is None else str(code), str(message), is_json=True)
+        if isinstance(body, str) and body:
+            return cls(None, body, is_json=True)
+        return cls(None, "no message", is_json=True)
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def _json_body(response: httpx.Response, request_id: str | None) -> object:
@@ -424,27 +481,3 @@ def _json_body(response: httpx.Response, request_id: str | None) -> object:
             request_id=request_id,
         ) from None
     return body
-
-
-def _is_json(response: httpx.Response) -> bool:
-    try:
-        json.loads(response.content)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return True
-
-
-def _error_details(response: httpx.Response) -> tuple[str | None, str]:
-    """The ``error`` code and ``message`` of an error answer, whatever its shape."""
-    try:
-        body = json.loads(response.content)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        content_type = response.headers.get("Content-Type", "no content type")
-        return None, f"a body that is not JSON ({content_type})"
-    if isinstance(body, Mapping):
-        code = body.get("error")
-        message = body.get("message") or code or "no message"
-        return (str(code) if code is not None else None), str(message)
-    if isinstance(body, str) and body:
-        return None, body
-    return None, "no message"

@@ -1,24 +1,27 @@
 """Where the next page of ``POST /v2/contacts/list`` starts. Pure: no I/O.
 
 The listing walks the account in ascending (``updated``, ``id``) order. A request names an
-inclusive lower bound ``date`` and a ``page`` (offset ``page * limit`` inside the contacts at
-or after ``date``). The server may cap ``limit`` silently, many contacts can share one
-``updated`` second, and contacts written during the listing move to its end.
+inclusive lower bound ``date`` and a ``page``: offset ``page * limit`` among the contacts at
+or after ``date``. The server may cap ``limit`` silently, many contacts can share one
+``updated`` second, and a contact written during the listing moves to its end.
 
-The cursor keeps a *window*: the contacts read since ``date``, at their offsets. After each
-page it moves ``date`` forward to a timestamp boundary inside the window (a contact whose
-``updated`` is strictly later than the one before it), so the part of the account already read
-and still inside the window stays small: a contact written meanwhile leaves the window without
-shifting the offsets of what is left to read. Among the boundaries it takes the one whose
-distance to the end of the window is a whole number of pages, so the next page starts exactly
-at the first unread contact and no request is spent re-reading (static account: pages + 1
-requests). When no such boundary exists (a run of contacts sharing one second, not aligned to a
-page), it restarts at the start of that run and steps ``page`` past it; the few contacts read
-twice are de-duplicated by the caller.
+The cursor keeps a *window*: the ``updated`` of the contacts read since ``date``, at their
+offsets. After each page it moves ``date`` forward to a *boundary* of the window (a contact
+whose ``updated`` is later than the one before it, so no contact of that second was read
+before it), which keeps the part of the account both read and inside the window small: a
+contact written meanwhile then leaves from outside the window and shifts nothing left to read.
 
-Page sizes: a page shorter than ``limit`` means either the server's cap or the end of the data.
-Either way asking for exactly that many from then on makes the server's page size known, which
-the offset arithmetic needs."""
+Among the boundaries it takes the latest whose distance to the end of the window is a whole
+number of pages, so the next page starts exactly at the first unread contact and nothing is
+read twice: a quiet account costs ceil(N / page) + 1 requests. A smaller page can make the
+distance whole; that is worth it when the previous page was short (the next one is probably
+the empty page that ends the listing) or when it beats the alternative, restarting at the start
+of the trailing run of one second and stepping ``page`` past it, which re-reads a few contacts
+(de-duplicated by the caller).
+
+Page size: the first page is asked for ``limit`` contacts; whatever it brings (fewer when the
+server caps it, or when the account is that small) is asked for from then on, which the server
+serves in full, so offsets are exact."""
 
 from __future__ import annotations
 
