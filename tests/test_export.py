@@ -345,3 +345,23 @@ def _phones_by_file(directory: Path) -> dict[str, list[str]]:
     for contact in load_desired_state(directory).contacts:
         by_file.setdefault(Path(contact.source.path).name, []).append(contact.phone)
     return by_file
+
+
+def test_init_then_export_force_adopts_an_existing_account(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox.seed([{"phone": phone(1), "first": "Ann", "last": "Zed"}])
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["init", str(tmp_path / "contacts-repo")]) == 0
+    monkeypatch.chdir(tmp_path / "contacts-repo")
+
+    assert main(["export", "--force"]) == 0
+
+    assert yaml_files(tmp_path / "contacts-repo" / "contacts") == ["contacts.yaml"]
+    assert main(["validate"]) == 0
+    plan = plan_json(capsys)
+    assert [(c["phone"], c["adopt"]) for c in plan["changes"]] == [(phone(1), True)]
