@@ -32,6 +32,7 @@ from reconciler.yaml_safety import (
     MAX_NESTING,
     PlainValue,
     _CoreSchemaLoader,
+    core_float,
     decode_text,
 )
 
@@ -87,7 +88,7 @@ def _scalar(value: str, plain: bool) -> PlainValue:
         if _INT.fullmatch(value):
             return int(value, 0) if value.startswith(("0o", "0x")) else int(value, 10)
         if _FLOAT.fullmatch(value):
-            return float(value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+            return core_float(value)
     return value
 
 

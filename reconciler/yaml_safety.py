@@ -182,6 +182,14 @@ def _syntax_problem(error: yaml.YAMLError, display_path: str) -> Problem:
     return Problem(display_path, 1, 1, f"YAML syntax error: {first_line}")
 
 
+def core_float(value: str) -> float:
+    """A YAML 1.2 core float (``.inf``, ``-.Inf``, ``.NaN`` included) as Python reads it."""
+    lowered = value.lower()
+    if lowered.endswith((".inf", ".nan")):
+        return float(lowered.replace(".", ""))
+    return float(value)
+
+
 def _short(tag: str) -> str:
     return tag.replace("tag:yaml.org,2002:", "!!")
 
@@ -200,7 +208,7 @@ def _scalar(node: ScalarNode) -> PlainValue:
             return int(value, 0)
         return int(value, 10)
     if tag == FLOAT_TAG:
-        return float(value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+        return core_float(value)
     raise _Refused(node, f"YAML tag {_short(tag)} is not allowed; write a plain value")
 
 
