@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -434,6 +435,19 @@ def test_wrong_jwt_secrets_are_retried_once_with_a_fresh_token_then_named(
     assert "HEYMARKET_SECRET_ID/HEYMARKET_SECRET_KEY" in message
     assert sandbox.secret_id not in message and "not-the-secret-key" not in message
     assert client.request_count == 2
+
+
+def test_a_token_refused_as_expired_is_signed_anew_and_the_request_succeeds(
+    sandbox: SandboxHandle,
+) -> None:
+    # The first token is signed by a clock ten minutes slow, so the sandbox finds it expired.
+    readings = iter([time.time() - 600])
+    credentials = JwtCredentials(sandbox.secret_id, sandbox.secret_key)
+    with HeymarketClient(
+        sandbox.url, credentials, wall_clock=lambda: next(readings, time.time())
+    ) as client:
+        assert client.count() == 0
+        assert client.request_count == 2
 
 
 def test_jwt_credentials_work_against_the_sandbox(sandbox: SandboxHandle) -> None:
