@@ -113,7 +113,10 @@ def _live_to_json(live: LiveContact) -> dict[str, Any]:
 def saved_plan_document(
     plan: Plan, *, desired_digest: str, created_at: str, git_commit: str | None
 ) -> dict[str, Any]:
+    # The plan's own fields stay at the top level, so a saved plan file is also a JSON plan
+    # (DESIGN.md: the same fields as `plan --format json`); what apply needs is added beside.
     return {
+        **plan.to_json_dict(),
         "kind": _KIND,
         "saved_plan_format": SAVED_PLAN_FORMAT,
         "tool_version": __version__,
@@ -137,7 +140,6 @@ def saved_plan_document(
             for entry in freshness_of(plan)
         ],
         "deleted_records": [_live_to_json(delete.live) for delete in plan.deletes],
-        "plan": plan.to_json_dict(),
     }
 
 
@@ -280,7 +282,7 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
         records = {
             live.uuid: live for live in map(_live_from_json, _objects(document, "deleted_records"))
         }
-        plan_data = _object(document, "plan")
+        plan_data: Mapping[str, Any] = document
         if plan_data.get("format_version") != FORMAT_VERSION:
             raise _Invalid(f"unknown plan format {plan_data.get('format_version')!r}")
         changes = tuple(

@@ -221,7 +221,7 @@ def test_plan_workflow_writes_the_comment_the_saved_plan_and_the_job_summary(
 
     assert result.exit_code == 0, result.stderr
     comment = (runner.workspace / "plan.md").read_text(encoding="utf-8")
-    saved = json.loads((runner.workspace / "plan.json").read_text(encoding="utf-8"))["plan"]
+    saved = json.loads((runner.workspace / "plan.json").read_text(encoding="utf-8"))
     assert comment.startswith(("#", "**")), comment[:200]
     assert saved["format_version"] == 1
     assert saved["summary"]["create"] > 0
