@@ -1,0 +1,296 @@
+"""Incremental refresh of the live state, against the sandbox over real HTTP: every create,
+update and delete made behind the tool's back is seen, and whatever cannot be proven current
+is listed again in full."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.live_snapshot import LiveListing, read_live_state, snapshot_path
+from reconciler.model import LiveContact
+from reconciler.pipeline import fetch_live_state
+from tests.sandbox_handle import SandboxHandle
+
+LIST_ROUTE = "POST /v2/contacts/list"
+COUNT_ROUTE = "POST /v1/contacts/count"
+
+
+def create(client: HeymarketClient, phone: str) -> None:
+    client.bulk_upsert([{"contact_channels": [{"channel_type": "phone", "channel_id": phone}]}])
+
+
+def seeded(sandbox: SandboxHandle, count: int, **extra: Any) -> list[dict[str, Any]]:
+    return sandbox.seed(
+        [{"phone": f"1510555{n:04d}", "first": f"First{n}", **extra} for n in range(count)]
+    )
+
+
+@pytest.fixture
+def client(sandbox: SandboxHandle) -> Iterator[HeymarketClient]:
+    with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as api:
+        yield api
+
+
+def state_of(contacts: list[LiveContact]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (c.id, c.uuid, c.phone, c.first, c.last, c.email, c.rev, c.updated, dict(c.custom))
+        for c in contacts
+    )
+
+
+def full_listing(sandbox: SandboxHandle) -> list[tuple[Any, ...]]:
+    with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as fresh:
+        return state_of(fresh.list_contacts())
+
+
+def refresh(client: HeymarketClient, cache: Path, sandbox: SandboxHandle) -> LiveListing:
+    """One read of the live state; checks it against a full listing of the account."""
+    listing = read_live_state(client, cache, "auto")
+    assert state_of(listing.contacts) == full_listing(sandbox)
+    return listing
+
+
+def requests_by_route(sandbox: SandboxHandle, run: Any) -> dict[str, int]:
+    before: dict[str, int] = sandbox.stats()["by_route"]
+    run()
+    after: dict[str, int] = sandbox.stats()["by_route"]
+    return {route: after[route] - before.get(route, 0) for route in after}
+
+
+def counted_refresh(
+    client: HeymarketClient, cache: Path, sandbox: SandboxHandle
+) -> tuple[LiveListing, dict[str, int]]:
+    """``refresh``, and the requests its read alone used."""
+    listings: list[LiveListing] = []
+    used = requests_by_route(
+        sandbox, lambda: listings.append(read_live_state(client, cache, "auto"))
+    )
+    assert state_of(listings[0].contacts) == full_listing(sandbox)
+    return listings[0], used
+
+
+def test_a_second_read_lists_only_what_changed_and_sees_creates_updates_and_deletes(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    sandbox.set_faults(page_cap=10)
+    records = seeded(sandbox, 95, updated="2024-01-01T00:00:00Z")
+    assert refresh(client, tmp_path, sandbox).how == "full"
+
+    _, quiet = counted_refresh(client, tmp_path, sandbox)
+    # The snapshot's newest second is re-read (inclusive): all 95 share it, 10 pages + 1.
+    assert quiet[LIST_ROUTE] == 11
+
+    renamed = records[3]
+    client.bulk_upsert([{"contact_id": renamed["uuid"], "first": "Renamed"}])
+    client.bulk_upsert(
+        [{"contact_channels": [{"channel_type": "phone", "channel_id": "14155550001"}]}]
+    )
+    listing = refresh(client, tmp_path, sandbox)
+    assert listing.how == "incremental"
+    by_phone = {contact.phone: contact for contact in listing.contacts}
+    assert by_phone[renamed["phone"]].first == "Renamed"
+    assert "14155550001" in by_phone
+
+    client.bulk_delete([records[40]["uuid"]])
+    listing = refresh(client, tmp_path, sandbox)
+    assert records[40]["phone"] not in {contact.phone for contact in listing.contacts}
+
+
+def test_incremental_read_costs_the_changes_not_the_account(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    sandbox.set_faults(page_cap=10)
+    records = seeded(sandbox, 200, updated="2024-01-01T00:00:00Z")
+    refresh(client, tmp_path, sandbox)
+    client.bulk_upsert([{"contact_id": r["uuid"], "last": "Changed"} for r in records[:5]])
+    refresh(client, tmp_path, sandbox)  # moves the snapshot's newest second to the write's
+
+    client.bulk_upsert([{"contact_id": records[50]["uuid"], "last": "Again"}])
+    _, used = counted_refresh(client, tmp_path, sandbox)
+    # At most the 5 contacts of the previous write's second and this one: one page + the end.
+    assert used[LIST_ROUTE] <= 2
+    assert used[COUNT_ROUTE] == 1
+
+
+def test_a_delete_and_a_create_between_two_reads_are_both_seen(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    records = seeded(sandbox, 12, updated="2024-01-01T00:00:00Z")
+    client.bulk_upsert([{"contact_id": records[0]["uuid"], "first": "Newest"}])
+    refresh(client, tmp_path, sandbox)
+
+    # Same count afterwards: only the deleted contact's absence can tell.
+    client.bulk_delete([records[5]["uuid"]])
+    client.bulk_upsert(
+        [{"contact_channels": [{"channel_type": "phone", "channel_id": "14155550002"}]}]
+    )
+    listing = refresh(client, tmp_path, sandbox)
+    phones = {contact.phone for contact in listing.contacts}
+    assert records[5]["phone"] not in phones
+    assert "14155550002" in phones
+
+
+def test_deleting_a_contact_of_the_newest_second_is_seen(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    records = seeded(sandbox, 6, updated="2024-01-01T00:00:00Z")
+    refresh(client, tmp_path, sandbox)
+    client.bulk_delete([records[2]["uuid"]])
+    client.bulk_upsert(
+        [{"contact_channels": [{"channel_type": "phone", "channel_id": "14155550003"}]}]
+    )
+    listing = refresh(client, tmp_path, sandbox)
+    assert records[2]["phone"] not in {contact.phone for contact in listing.contacts}
+
+
+def test_a_snapshot_of_another_account_at_the_same_url_is_not_trusted(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    seeded(sandbox, 5, updated="2024-06-01T00:00:00Z")
+    refresh(client, tmp_path, sandbox)
+    sandbox.reset()
+    sandbox.seed(
+        [{"phone": f"1415555{n:04d}", "updated": "2024-01-01T00:00:00Z"} for n in range(5)]
+    )
+    listing = refresh(client, tmp_path, sandbox)
+    assert listing.how == "full"
+
+
+def test_changed_custom_fields_force_a_full_listing(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    seeded(sandbox, 3)
+    refresh(client, tmp_path, sandbox)
+    sandbox.create_fields(["Account tier"])
+    assert refresh(client, tmp_path, sandbox).how == "full"
+    assert refresh(client, tmp_path, sandbox).how == "incremental"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda text: text[: len(text) // 2], id="truncated"),
+        pytest.param(lambda text: "not json", id="garbage"),
+        pytest.param(lambda text: json.dumps({"format": 99}), id="foreign"),
+        pytest.param(
+            lambda text: text.replace('"phone"', '"telephone"').replace(
+                '"contact_channels"', '"x"'
+            ),
+            id="wrong-shape",
+        ),
+    ],
+)
+def test_an_unusable_snapshot_means_a_full_listing_never_an_error(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path, damage: Any
+) -> None:
+    seeded(sandbox, 4)
+    refresh(client, tmp_path, sandbox)
+    path = snapshot_path(tmp_path, client.base_url)
+    path.write_text(damage(path.read_text(encoding="utf-8")), encoding="utf-8")
+    assert refresh(client, tmp_path, sandbox).how == "full"
+
+
+def test_refresh_full_lists_everything_even_with_a_good_snapshot(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    sandbox.set_faults(page_cap=10)
+    seeded(sandbox, 30)
+    fetch_live_state(client, cache_dir=tmp_path)
+    used = requests_by_route(
+        sandbox, lambda: fetch_live_state(client, refresh="full", cache_dir=tmp_path)
+    )
+    assert used[LIST_ROUTE] == 4
+    assert COUNT_ROUTE not in used or used[COUNT_ROUTE] == 0
+
+
+def test_snapshot_is_private_and_holds_no_credential(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    seeded(sandbox, 2)
+    for jwt in (False, True):
+        with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env(jwt=jwt))) as api:
+            read_live_state(api, tmp_path, "auto")
+    path = snapshot_path(tmp_path, sandbox.url)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    text = path.read_text(encoding="utf-8")
+    for secret in (sandbox.api_key, sandbox.secret_id, sandbox.secret_key):
+        assert secret not in text
+        assert secret not in str(path)
+    assert sandbox.url not in text
+
+
+def test_a_listing_at_the_servers_rate_limit_gets_no_429(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    sandbox.set_faults(rate_limit=30, page_cap=5)
+    seeded(sandbox, 145)  # 29 full pages + the empty page that ends the listing = 30
+    with HeymarketClient(
+        sandbox.url,
+        credentials_from_env(sandbox.env()),
+        requests_per_minute=30,
+        max_retry_wait=0,  # a single 429 would fail the listing
+    ) as api:
+        contacts = api.list_contacts()
+        assert api.request_count == 30
+    assert len(contacts) == 145
+
+
+class MinuteWindowServer:
+    """The sandbox's listing and per-minute limit on a simulated clock, so a listing that
+    takes several minutes of limiter waits runs in milliseconds."""
+
+    def __init__(self, contacts: int, limit: int) -> None:
+        self.now = 0.0
+        self.limit = limit
+        self.accepted: list[float] = []
+        self.rejected = 0
+        self.records = [
+            {"id": n + 1, "uuid": f"u{n}", "phone": f"1510555{n:04d}", "rev": 1,
+             "updated": f"2024-01-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"}
+            for n in range(contacts)
+        ]  # fmt: skip
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.accepted = [moment for moment in self.accepted if self.now - moment < 60.0]
+        if len(self.accepted) >= self.limit:
+            self.rejected += 1
+            return httpx.Response(429, json={"error": "rate_limited", "message": "slow down"})
+        self.accepted.append(self.now)
+        body = json.loads(request.content)
+        limit = min(int(body["limit"]), 100)
+        matching = [r for r in self.records if r["updated"] >= body["date"]]
+        start = int(body["page"]) * limit
+        return httpx.Response(200, json=matching[start : start + limit])
+
+
+def test_the_limiter_keeps_a_long_listing_under_a_per_minute_limit() -> None:
+    server = MinuteWindowServer(contacts=1000, limit=4)
+    client = HeymarketClient(
+        "https://api.example.test",
+        credentials_from_env({"HEYMARKET_API_KEY": "k"}),
+        requests_per_minute=4,
+        page_size=100,
+        transport=httpx.MockTransport(server.handle),
+        clock=lambda: server.now,
+        sleep=server.sleep,
+        max_retry_wait=0,
+    )
+    with client:
+        contacts = client.list_contacts()
+    assert len(contacts) == 1000
+    assert server.rejected == 0
+    # 11 requests at 4 a minute: the limiter waited out two full windows.
+    assert client.request_count == 11
+    assert server.now >= 120.0
