@@ -214,11 +214,14 @@ class Tally:
     notes: list[str] = field(default_factory=list)
     backup: Path | None = None
 
-    def summary(self, verb: str = "Apply") -> str:
+    def counts(self) -> str:
         return (
-            f"{verb} complete: {self.created} created, {self.updated} updated, "
-            f"{self.deleted} deleted, {len(self.failures)} failed."
+            f"{self.created} created, {self.updated} updated, {self.deleted} deleted, "
+            f"{len(self.failures)} failed"
         )
+
+    def summary(self, verb: str = "Apply", state: str = "complete") -> str:
+        return f"{verb} {state}: {self.counts()}."
 
 
 def _item_phone(item: Mapping[str, Any]) -> str | None:
@@ -266,7 +269,9 @@ class Executor:
         fields: Sequence[CustomField],
         desired: Mapping[str, DesiredContact],
         settings: DiffSettings,
+        cwd: Path,
     ) -> None:
+        self.cwd = cwd
         self.client = client
         self.console = console
         self.journal = journal
@@ -305,8 +310,8 @@ class Executor:
     def _stop_if_interrupted(self) -> None:
         if self.interrupt.requested:
             raise ApplyInterruptedError(
-                f"Interrupted: stopped after the batch in flight; {self.tally.summary()[:-1]} "
-                f"so far (journal: {self.journal.path}). Run {self.command} again to finish."
+                f"Interrupted: stopped after the batch in flight, {self.tally.counts()} so far "
+                f"(journal: {self.journal.path}). Run {self.command} again to finish."
             )
 
     # -- custom fields -----------------------------------------------------------------
@@ -522,7 +527,9 @@ class Executor:
             return
         backup = write_backup(backup_dir, confirmed, self.fields, marker, self.started_at)
         self.tally.backup = backup
-        self.console.err(f"Backed up {len(confirmed)} contacts to {backup} before deleting.\n")
+        self.console.err(
+            f"Backed up {len(confirmed)} contacts to {_shown(backup, self.cwd)} before deleting.\n"
+        )
 
         sent: list[LiveContact] = []
         unknown: set[str] = set()
@@ -560,10 +567,24 @@ class Executor:
                 )
             else:
                 entries.append(
-                    self.entry("delete", contact.phone, contact.uuid, "applied", f"backup {backup}")
+                    self.entry(
+                        "delete",
+                        contact.phone,
+                        contact.uuid,
+                        "applied",
+                        f"backup {_shown(backup, self.cwd)}",
+                    )
                 )
                 self.tally.deleted += 1
         self.journal.append(entries)
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    """A path relative to the working directory when it is inside it (messages read better)."""
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
 
 
 def _timestamp(moment: datetime) -> str:
@@ -626,12 +647,14 @@ def _show_plan(plan: Plan, console: Console, options: RenderOptions) -> None:
         console.err(rendered.stderr)
 
 
-def _report(tally: Tally, console: Console, *, mask: bool, verb: str) -> None:
+def _report(
+    tally: Tally, console: Console, *, mask: bool, verb: str, state: str = "complete"
+) -> None:
     for note in tally.notes:
         console.err(f"Note: {note}\n")
     for failure in tally.failures:
         console.err(f"Failed: {failure.line(mask=mask)}\n")
-    console.out(tally.summary(verb) + "\n")
+    console.out(tally.summary(verb, state) + "\n")
 
 
 def _step_summary(tally: Tally, environ: Mapping[str, str], *, mask: bool, verb: str) -> str:
@@ -746,13 +769,14 @@ def _apply_locked(
                 fields=fields,
                 desired={contact.phone: contact for contact in desired.contacts},
                 settings=diff_settings,
+                cwd=cwd,
             )
             try:
                 with interrupt.installed():
                     _execute(executor, plan, settings, request)
             except ApplyInterruptedError:
                 console.end_progress()
-                _report(executor.tally, console, mask=mask, verb="Apply")
+                _report(executor.tally, console, mask=mask, verb="Apply", state="interrupted")
                 raise
             console.end_progress()
     tally = executor.tally

@@ -160,6 +160,7 @@ def _restore_locked(
                 fields=fields,
                 desired={contact.phone: contact for contact in to_restore},
                 settings=diff_settings,
+                cwd=cwd,
             )
             try:
                 with interrupt.installed():

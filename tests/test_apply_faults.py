@@ -231,13 +231,14 @@ def test_ctrl_c_stops_between_batches_and_a_rerun_converges(
             assert time.monotonic() < deadline, "apply never started writing"
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
     assert process.returncode == 130, err
     assert "Run apply again to finish" in err
+    assert "Apply interrupted: " in out
     created = {record["phone"] for record in sandbox.contacts()}
     assert 0 < len(created) < len(phones)
     # The journal claims exactly what happened: no more, no less.
