@@ -48,6 +48,7 @@ from reconciler.errors import (
 )
 from reconciler.heymarket import HeymarketClient
 from reconciler.journal import JOURNAL_FILE, Journal, JournalEntry, Result
+from reconciler.live_snapshot import Refresh
 from reconciler.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
 from reconciler.masking import mask_phone
 from reconciler.model import CustomField, DesiredContact, LiveContact
@@ -55,6 +56,7 @@ from reconciler.normalize import custom_value_text, normalize_text
 from reconciler.payload import to_upsert_item
 from reconciler.pipeline import (
     Settings,
+    cache_directory,
     connect,
     fetch_live_state,
     load_desired,
@@ -609,6 +611,8 @@ class ApplyRequest:
     no_color: bool = False
     insecure: bool = False
     lock_timeout: float = DEFAULT_WAIT_SECONDS
+    # "full" lists the whole account instead of what changed since the last snapshot.
+    refresh: Refresh = "auto"
 
 
 def _checked_saved_plan(
@@ -732,7 +736,9 @@ def _apply_locked(
 
     with connect_client(settings, environ, request.insecure) as client:
         if saved is None:
-            live = fetch_live_state(client)
+            live = fetch_live_state(
+                client, refresh=request.refresh, cache_dir=cache_directory(settings)
+            )
             plan = make_plan(desired, live, config, prune=request.prune).plan
             fields: Sequence[CustomField] = live.fields
         else:

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
@@ -256,6 +256,14 @@ def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int
 @click.option(
     "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
 )
+@click.option(
+    "--refresh",
+    type=click.Choice(["auto", "full"]),
+    default="auto",
+    show_default=True,
+    help="auto: read only what changed since the last run when that is provably enough; "
+    "full: list the whole account.",
+)
 def plan(
     config_file: Path | None,
     contacts_dir: Path | None,
@@ -267,6 +275,7 @@ def plan(
     prune: bool,
     mask_pii: bool,
     insecure: bool,
+    refresh: Literal["auto", "full"],
 ) -> int:
     """Show what apply would change in the live account (plan only reads it)."""
     from reconciler.plan_command import PlanRequest, run_plan
@@ -282,6 +291,7 @@ def plan(
         mask_pii=mask_pii,
         no_color=no_color,
         insecure=insecure,
+        refresh=refresh,
     )
     outcome = run_plan(
         request, environ=os.environ, cwd=Path.cwd(), stdout_is_tty=sys.stdout.isatty()
@@ -393,6 +403,14 @@ def lock_timeout_option(function: F) -> F:
     "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
 )
 @lock_timeout_option
+@click.option(
+    "--refresh",
+    type=click.Choice(["auto", "full"]),
+    default="auto",
+    show_default=True,
+    help="auto: read only what changed since the last run when that is provably enough; "
+    "full: list the whole account.",
+)
 def apply(
     plan_file: Path | None,
     config_file: Path | None,
@@ -405,6 +423,7 @@ def apply(
     mask_pii: bool,
     insecure: bool,
     lock_timeout: float,
+    refresh: Literal["auto", "full"],
 ) -> int:
     """Make the live account match the desired state (or apply a saved PLAN_FILE)."""
     from reconciler.apply import ApplyRequest, Console, run_apply
@@ -421,6 +440,7 @@ def apply(
         no_color=no_color,
         insecure=insecure,
         lock_timeout=lock_timeout,
+        refresh=refresh,
     )
     return run_apply(request, environ=os.environ, cwd=Path.cwd(), console=Console.standard())
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from reconciler.annotations import problem_lines
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, DesiredStateError
+from reconciler.live_snapshot import Refresh
 from reconciler.pipeline import (
     PlanRun,
     Settings,
+    cache_directory,
     connect,
     fetch_live_state,
     load_desired,
@@ -44,6 +46,8 @@ class PlanRequest:
     mask_pii: bool = False
     no_color: bool = False
     insecure: bool = False
+    # "full" lists the whole account instead of what changed since the last snapshot.
+    refresh: Refresh = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,9 @@ def run_plan(
         return PlanOutcome(stdout="", stderr=desired_state_report(error), exit_code=EXIT_ERROR)
 
     with connect(settings, environ, insecure=request.insecure) as client:
-        live = fetch_live_state(client)
+        live = fetch_live_state(
+            client, refresh=request.refresh, cache_dir=cache_directory(settings)
+        )
     run = make_plan(desired, live, settings.config, prune=request.prune)
 
     options = render_options(request, settings, environ, is_tty=stdout_is_tty)
