@@ -67,9 +67,11 @@ def resolve_settings(
     defaults (DESIGN.md: HEYMARKET_API_URL overrides the config's api.url)."""
     config = load_config(config_file, cwd)
     url = api_url or environ.get(API_URL_VARIABLE, "").strip() or config.api.url
+    # --contacts is relative to the working directory the command was given, not the process's.
+    chosen_dir = contacts_dir if contacts_dir is not None else config.contacts
     return Settings(
         config=config,
-        contacts_dir=contacts_dir if contacts_dir is not None else config.contacts,
+        contacts_dir=chosen_dir if chosen_dir.is_absolute() else cwd / chosen_dir,
         api_url=url,
         cwd=cwd,
     )
