@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# Two workers: CI has two cores; each worker starts its own sandbox server.
+PYTEST_ARGS ?= -n 2
 unit: $(BIN)/.installed node_modules/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## bench: plan and apply on a 100k-contact account against a local sandbox (a few minutes)
+bench: $(BIN)/.installed
+	$(BIN)/python bench/plan_at_scale.py --contacts 100000
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
