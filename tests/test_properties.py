@@ -1,0 +1,331 @@
+"""Convergence and the prune's promises, over generated accounts and desired states.
+
+Each example seeds a fresh sandbox account (owned, unowned and other-owned contacts, opted-out
+ones, custom fields that exist or not yet), writes a desired state (names full of YAML-special
+characters and unicode, fields managed, cleared or left out, protected phones), then runs
+apply --auto-approve --prune the way the CLI does and checks what a user relies on:
+
+- with the default caps, a prune over either cap is refused and nothing is written;
+- with the caps raised, apply converges: the next plan is empty (or, when the plan holds
+  errors that stop the prune, it has nothing left but the skipped deletes);
+- no delete ever touches an unowned, protected or declared contact, nor exceeds either cap;
+- no contact that was opted out is ever opted back in;
+- export, then plan against the exported files: nothing but adoptions.
+
+``HYPOTHESIS_PROFILE=soak`` runs many more examples than CI does."""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.errors import PruneCapExceededError
+from reconciler.export import SplitBy, run_export
+from reconciler.pipeline import (
+    cache_directory,
+    connect,
+    fetch_live_state,
+    load_desired,
+    make_plan,
+    resolve_settings,
+)
+from reconciler.plan import Plan, Update
+from tests.sandbox_handle import SandboxHandle
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "soak",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
+OWNER = "team-p"
+OTHER_OWNER = "team-q"
+MARKER = "Managed by"
+PHONES = tuple(f"1510555{n:04d}" for n in range(10))
+DEFAULT_MAX_DELETES = 25
+DEFAULT_MAX_PERCENT = 5.0
+RAISED_MAX_PERCENT = 100.0
+WRITE_ROUTES = frozenset({"POST /v2/contacts", "DELETE /v2/contacts", "POST /v1/contacts/fields"})
+
+# Pieces that YAML would read as something else than text if written carelessly, and unicode.
+TOKENS = (
+    "Ann",
+    "O'Brien",
+    'Say "hi"',
+    "null",
+    "~",
+    "yes",
+    "No",
+    "1e3",
+    "0777",
+    "key: value",
+    "#hash",
+    "- dash",
+    "&anchor",
+    "*alias",
+    "!tag",
+    "|",
+    ">",
+    "%pct",
+    "@at",
+    "`tick`",
+    "[list]",
+    "{map}",
+    "Zoë",
+    "名前",
+    "Ωmega",
+    "🙂",
+    "tab\there",
+)
+names = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=3).map(" ".join)
+emails = st.sampled_from(["a@example.com", "Mixed.Case@Example.org", "zoe+tag@example.net"])
+protect_patterns = st.sampled_from([(), ("15105550009",), ("1510555000[0-3]",), ("*1", "*2")])
+
+
+@dataclass(frozen=True)
+class LiveSpec:
+    owner: str | None
+    first: str | None
+    email: str | None
+    opted_out: bool
+    tier: str | None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    live: dict[str, LiveSpec]
+    desired: dict[str, dict[str, Any]]
+    protect: tuple[str, ...]
+    tier_exists: bool
+
+
+live_specs = st.builds(
+    LiveSpec,
+    owner=st.sampled_from([None, OWNER, OWNER, OTHER_OWNER]),
+    first=st.none() | names,
+    email=st.none() | emails,
+    opted_out=st.booleans(),
+    tier=st.none() | names,
+)
+
+
+@st.composite
+def declarations(draw: st.DrawFn, phone: str) -> dict[str, Any]:
+    """A declared contact: each field left out (unmanaged), set, or null (cleared)."""
+    contact: dict[str, Any] = {"phone": phone}
+    for name, values in (("first", names), ("last", names), ("email", emails)):
+        choice = draw(st.sampled_from(["omit", "set", "set", "null"]))
+        if choice == "set":
+            contact[name] = draw(values)
+        elif choice == "null":
+            contact[name] = None
+    opted = draw(st.sampled_from([None, True, False]))
+    if opted is not None:
+        contact["is_opted_out"] = opted
+    custom: dict[str, Any] = {}
+    for title in ("Tier", "Brand new"):
+        choice = draw(st.sampled_from(["omit", "omit", "set", "null"]))
+        if choice == "set":
+            custom[title] = draw(names)
+        elif choice == "null":
+            custom[title] = None
+    if custom:
+        contact["custom"] = custom
+    return contact
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    live_phones = draw(st.lists(st.sampled_from(PHONES), unique=True, max_size=len(PHONES)))
+    declared_phones = draw(st.lists(st.sampled_from(PHONES), unique=True, max_size=len(PHONES)))
+    live = {phone: draw(live_specs) for phone in sorted(live_phones)}
+    desired = {phone: draw(declarations(phone)) for phone in sorted(declared_phones)}
+    return Scenario(live, desired, draw(protect_patterns), draw(st.booleans()))
+
+
+def _yaml_text(document: dict[str, Any]) -> str:
+    """YAML 1.2 as the loader reads it: the dumper quotes whatever would not stay text."""
+    stream = io.StringIO()
+    YAML().dump(document, stream)
+    return stream.getvalue()
+
+
+def _config(protect: tuple[str, ...], max_percent: float) -> str:
+    return yaml.safe_dump(
+        {
+            "ownership": {"marker_field": MARKER, "owner": OWNER},
+            "prune": {
+                "max_deletes": DEFAULT_MAX_DELETES,
+                "max_delete_percent": max_percent,
+                "protect": list(protect),
+            },
+        }
+    )
+
+
+def _seed(sandbox: SandboxHandle, scenario: Scenario) -> tuple[dict[str, dict[str, Any]], str]:
+    """The account before the run, by uuid, and the marker field's id."""
+    titles = [MARKER] + (["Tier"] if scenario.tier_exists else [])
+    field_ids = sandbox.create_fields(titles)
+    records: list[dict[str, Any]] = []
+    for phone, spec in scenario.live.items():
+        custom: dict[str, str] = {}
+        if spec.owner is not None:
+            custom[field_ids[MARKER]] = spec.owner
+        if spec.tier is not None and scenario.tier_exists:
+            custom[field_ids["Tier"]] = spec.tier
+        record: dict[str, Any] = {"phone": phone, "is_opted_out": spec.opted_out, "custom": custom}
+        if spec.first is not None:
+            record["first"] = spec.first
+        if spec.email is not None:
+            record["email"] = spec.email
+        records.append(record)
+    if records:
+        sandbox.seed(records)
+    return {record["uuid"]: record for record in sandbox.contacts()}, field_ids[MARKER]
+
+
+def _plan(project: Path, environ: dict[str, str], contacts_dir: Path | None = None) -> Plan:
+    """What `reconciler plan --prune` would show, from a fresh read of the account."""
+    found = resolve_settings(
+        config_file=None, contacts_dir=contacts_dir, api_url=None, environ=environ, cwd=project
+    )
+    desired = load_desired(found)
+    with connect(found, environ) as client:
+        live = fetch_live_state(client, cache_dir=cache_directory(found))
+    return make_plan(desired, live, found.config, prune=True).plan
+
+
+def _quiet_console() -> tuple[Console, list[str]]:
+    printed: list[str] = []
+    return Console(out=printed.append, err=printed.append, ask=lambda _q: "no"), printed
+
+
+def _writes(sandbox: SandboxHandle) -> int:
+    by_route: dict[str, int] = sandbox.stats()["by_route"]
+    return sum(count for route, count in by_route.items() if route in WRITE_ROUTES)
+
+
+def _owner_of(record: dict[str, Any], marker_id: str) -> str | None:
+    value = record.get("custom", {}).get(marker_id)
+    return str(value).strip() if value is not None else None
+
+
+@settings(settings.get_profile(PROFILE))
+@given(scenario=scenarios())
+def test_apply_converges_and_prunes_only_what_it_owns(
+    sandbox: SandboxHandle, scenario: Scenario
+) -> None:
+    sandbox.reset()
+    before, marker_id = _seed(sandbox, scenario)
+    environ = {**os.environ, **sandbox.env()}
+    with tempfile.TemporaryDirectory() as directory:
+        project = Path(directory)
+        (project / "contacts").mkdir()
+        (project / "contacts" / "team.yaml").write_text(
+            _yaml_text({"contacts": list(scenario.desired.values())}),
+            encoding="utf-8",
+        )
+        (project / "reconciler.yaml").write_text(
+            _config(scenario.protect, DEFAULT_MAX_PERCENT), encoding="utf-8"
+        )
+        raised = project / "raised.yaml"
+        raised.write_text(_config(scenario.protect, RAISED_MAX_PERCENT), encoding="utf-8")
+
+        first_plan = _plan(project, environ)
+        deletes = len(first_plan.deletes)
+        owned_count = first_plan.owned_live_count
+        over_default = deletes > DEFAULT_MAX_DELETES or (
+            deletes > 0 and 100.0 * deletes / max(owned_count, 1) > DEFAULT_MAX_PERCENT
+        )
+
+        # With the default caps: a prune over either cap is refused before any write.
+        console, printed = _quiet_console()
+        request = ApplyRequest(auto_approve=True, prune=True)
+        if over_default:
+            with pytest.raises(PruneCapExceededError):
+                run_apply(request, environ=environ, cwd=project, console=console)
+            assert _writes(sandbox) == 0
+        else:
+            code = run_apply(request, environ=environ, cwd=project, console=console)
+            assert code == (1 if first_plan.has_errors else 0), "".join(printed)
+
+        # With the caps raised, apply goes all the way.
+        console, printed = _quiet_console()
+        raised_request = ApplyRequest(config_file=raised, auto_approve=True, prune=True)
+        code = run_apply(raised_request, environ=environ, cwd=project, console=console)
+        assert code == (1 if first_plan.has_errors else 0), "".join(printed)
+
+        after_records = sandbox.contacts()
+        after = {record["uuid"]: record for record in after_records}
+        phone_counts = Counter(record["phone"] for record in after_records)
+        assert not phone_counts or max(phone_counts.values()) == 1
+
+        deleted = [before[uuid] for uuid in before.keys() - after.keys()]
+        for record in deleted:
+            assert _owner_of(record, marker_id) == OWNER
+            assert record["phone"] not in scenario.desired
+            assert not any(fnmatch.fnmatchcase(record["phone"], p) for p in scenario.protect)
+        if deleted:
+            assert len(deleted) <= DEFAULT_MAX_DELETES
+            assert 100.0 * len(deleted) / owned_count <= RAISED_MAX_PERCENT
+            assert not first_plan.has_errors
+
+        for uuid, record in before.items():
+            if record["is_opted_out"] and uuid in after:
+                assert after[uuid]["is_opted_out"] is True, record["phone"]
+            if _owner_of(record, marker_id) == OTHER_OWNER:
+                # Declared or not, another team's contact is neither written nor deleted.
+                assert after[uuid] == record
+
+        second_plan = _plan(project, environ)
+        assert not second_plan.creates and not second_plan.updates, second_plan.changes
+        if not first_plan.has_errors:
+            assert not second_plan.changes
+        else:
+            assert second_plan.deletes == first_plan.deletes
+
+        # Export the account into a second repository: its plan only adopts.
+        exported = project / "exported"
+        run_export(
+            out_dir=exported,
+            config_file=None,
+            api_url=None,
+            insecure=False,
+            split_by=SplitBy.NONE,
+            owned_only=False,
+            force=False,
+            environ=environ,
+            cwd=project,
+        )
+        export_plan = _plan(project, environ, contacts_dir=exported)
+        unmarked = {
+            record["phone"] for record in after.values() if _owner_of(record, marker_id) is None
+        }
+        for change in export_plan.changes:
+            assert isinstance(change, Update) and change.adopt, change
+            assert change.phone in unmarked
+            assert not change.fields
+            assert set(change.custom) == {MARKER}
+        assert {change.phone for change in export_plan.changes} == unmarked
