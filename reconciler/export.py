@@ -35,7 +35,7 @@ from reconciler.errors import ExportError
 from reconciler.fmt import contacts_text
 from reconciler.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.normalize import custom_value_text, normalize_text
-from reconciler.pipeline import connect, fetch_live_state, resolve_settings
+from reconciler.pipeline import cache_directory, connect, fetch_live_state, resolve_settings
 from reconciler.schemas import CONTACTS_SCHEMA, load_schema
 
 SINGLE_FILE = "contacts.yaml"
@@ -279,7 +279,7 @@ def run_export(
         target = cwd / target
     check_out_dir(target, cwd, force=force)
     with connect(settings, environ, insecure=insecure) as client:
-        live = fetch_live_state(client)
+        live = fetch_live_state(client, cache_dir=cache_directory(settings))
     export = build_export(
         live.contacts,
         live.fields,

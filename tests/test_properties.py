@@ -329,3 +329,29 @@ def test_apply_converges_and_prunes_only_what_it_owns(
             assert not change.fields
             assert set(change.custom) == {MARKER}
         assert {change.phone for change in export_plan.changes} == unmarked
+
+
+def test_export_keeps_its_snapshot_in_the_project_it_was_given(
+    sandbox: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The property above exports from the test process's directory into a project; the
+    live snapshot belongs beside that project's configuration, like plan's and apply's."""
+    sandbox.seed([{"phone": PHONES[0], "first": "Ann"}])
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "reconciler.yaml").write_text(_config((), DEFAULT_MAX_PERCENT), encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    run_export(
+        out_dir=None,
+        config_file=None,
+        api_url=None,
+        insecure=False,
+        split_by=SplitBy.NONE,
+        owned_only=False,
+        force=False,
+        environ={**os.environ, **sandbox.env()},
+        cwd=project,
+    )
+    assert not (elsewhere / ".reconciler").exists()
+    assert (project / ".reconciler" / "cache").is_dir()
