@@ -167,7 +167,8 @@ class _Differ:
                 continue
             wanted = desired.fields[name]
             current = live.standard_value(name)
-            if _comparable(name, wanted) == _comparable(name, current):
+            # Equal raw values are equal once normalised: skips the work for most contacts.
+            if wanted == current or _comparable(name, wanted) == _comparable(name, current):
                 continue
             if name == "is_opted_out" and current and not wanted:
                 self.warnings.append(
@@ -183,8 +184,10 @@ class _Differ:
         custom: dict[str, FieldChange] = {}
         for title, wanted_text in sorted(self.declared_custom(desired).items()):
             field_id = self.field_ids.get(title)
+            live_value = live.custom.get(field_id) if field_id is not None else None
+            # Declared text is already normalised, so a live value equal to it is too.
             current_text = (
-                custom_value_text(live.custom.get(field_id)) if field_id is not None else None
+                wanted_text if live_value == wanted_text else custom_value_text(live_value)
             )
             if wanted_text != current_text:
                 custom[title] = FieldChange(current_text, wanted_text)

@@ -19,19 +19,21 @@ of the API URL, so neither holds a credential."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from reconciler.errors import BadResponseError
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.parse import format_timestamp, parse_live_contact, parse_timestamp
 from reconciler.model import CustomField, LiveContact
-from reconciler.parse_cache import private_directory, write_private_atomically
+from reconciler.parse_cache import private_atomic_writer, private_directory
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 Refresh = Literal["auto", "full"]
 REFRESH_CHOICES: tuple[Refresh, ...] = ("auto", "full")
 
@@ -94,39 +96,53 @@ def _incremental(client: HeymarketClient, known: Sequence[LiveContact]) -> list[
 
 
 def _read(path: Path, api_url: str) -> _Snapshot | None:
+    """A header line, then one API record a line: read as a stream, so the file's text and
+    its records are never all in memory beside the contacts made from them."""
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(stored, dict):
-        return None
-    if stored.get("format") != SNAPSHOT_FORMAT or stored.get("api") != _url_digest(api_url):
-        return None
-    records, field_pairs = stored.get("contacts"), stored.get("fields")
-    if not isinstance(records, list) or not isinstance(field_pairs, list):
-        return None
-    try:
-        fields = [CustomField(str(pair[0]), str(pair[1])) for pair in field_pairs]
-        contacts = [parse_live_contact(record) for record in records]
-    except (BadResponseError, TypeError, IndexError, KeyError):
+        with path.open(encoding="utf-8") as stream, _collector_paused():
+            header = json.loads(stream.readline())
+            if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
+                return None
+            if header.get("api") != _url_digest(api_url):
+                return None
+            fields = [CustomField(str(pair[0]), str(pair[1])) for pair in header["fields"]]
+            contacts = [parse_live_contact(json.loads(line)) for line in stream]
+            if len(contacts) != header.get("contacts"):
+                return None  # truncated
+    except (OSError, ValueError, BadResponseError, TypeError, IndexError, KeyError):
         return None
     return _Snapshot(contacts, fields)
 
 
 def _write(
-    path: Path, api_url: str, fields: Iterable[CustomField], contacts: Iterable[LiveContact]
+    path: Path, api_url: str, fields: Iterable[CustomField], contacts: Sequence[LiveContact]
 ) -> None:
-    snapshot: dict[str, Any] = {
+    header = {
         "format": SNAPSHOT_FORMAT,
         "api": _url_digest(api_url),
         "fields": [[field.id, field.title] for field in fields],
-        "contacts": [dict(contact.raw) for contact in contacts],
+        "contacts": len(contacts),
     }
     try:
         private_directory(path.parent)
-        write_private_atomically(path, json.dumps(snapshot, separators=(",", ":")))
+        with private_atomic_writer(path) as stream:
+            stream.write(json.dumps(header) + "\n")
+            for contact in contacts:
+                stream.write(json.dumps(contact.raw, separators=(",", ":")) + "\n")
     except OSError:
         return  # only a slower next run
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    # As in desired_state: 100k small acyclic values, none of them garbage.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _url_digest(api_url: str) -> str:

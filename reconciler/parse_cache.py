@@ -19,8 +19,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from reconciler import __version__
 from reconciler.fast_parse import ContactRow, schema_digest
@@ -34,17 +35,24 @@ def private_directory(path: Path) -> Path:
     return path
 
 
-def write_private_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (mode 0600) through a temporary file and a rename."""
+@contextlib.contextmanager
+def private_atomic_writer(path: Path) -> Iterator[TextIO]:
+    """A text stream that becomes ``path`` (mode 0600) only once the block completes: a
+    temporary file renamed into place, so readers see the whole file or the old one."""
     descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
+            yield stream
         Path(temporary).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             Path(temporary).unlink()
         raise
+
+
+def write_private_atomically(path: Path, text: str) -> None:
+    with private_atomic_writer(path) as stream:
+        stream.write(text)
 
 
 class ParseCache:
