@@ -134,22 +134,34 @@ def _declared(phone: str) -> dict[str, Any]:
 
 @dataclass
 class RateLimitBursts:
-    """Every so often, a burst of 429s (the sandbox admits one request, then refuses), with
-    and without ``Retry-After`` in turn."""
+    """Every so often, a burst of 429s (the sandbox admits one request, then refuses), first
+    with ``Retry-After``, then without; between bursts, a dropped connection is armed, the
+    write behind it committed or not, in turn."""
 
     sandbox: SandboxHandle
+    transport: CountingTransport
     stop: threading.Event = field(default_factory=threading.Event)
     bursts: int = 0
 
     def run(self) -> None:
-        with_header = True
+        flip = True
         while not self.stop.is_set():
-            self.sandbox.set_faults(rate_limit=1, retry_after=with_header)
+            self.sandbox.set_faults(rate_limit=1, retry_after=True)
             self.bursts += 1
-            self.stop.wait(0.1)
-            self.sandbox.set_faults(rate_limit=0)
-            with_header = not with_header
+            self._until_refused(with_header=True)
+            self.sandbox.set_faults(retry_after=False)
+            self._until_refused(with_header=False)
+            self.sandbox.set_faults(rate_limit=0, drop_connections=1, drop_after_commit=flip)
+            flip = not flip
             self.stop.wait(0.2)
+
+    def _until_refused(self, *, with_header: bool) -> None:
+        """Until the client has met one more such 429 (or a moment has passed)."""
+        seen = self.transport.retry_after_headers[with_header]
+        deadline = time.monotonic() + 0.3
+        while self.transport.retry_after_headers[with_header] == seen:
+            if time.monotonic() > deadline or self.stop.wait(0.005):
+                return
 
     @contextlib.contextmanager
     def running(self) -> Iterator[RateLimitBursts]:
@@ -201,12 +213,9 @@ def _soak(project: Path, sandbox: SandboxHandle, creates: int, updates: int, del
     console = Console(out=printed.append, err=printed.append, ask=lambda _q: "no")
     request = ApplyRequest(auto_approve=True, prune=True, max_deletes=len(account.deletes))
     codes: list[int] = []
-    bursts = RateLimitBursts(sandbox)
+    bursts = RateLimitBursts(sandbox, transport)
     with bursts.running():
-        for run in range(MAX_APPLY_RUNS):
-            if run == 1:
-                # A second run meets connections dropped before the commit too.
-                sandbox.set_faults(drop_connections=4, drop_after_commit=False)
+        for _run in range(MAX_APPLY_RUNS):
             printed.clear()
             journaled = len(_journal(project))
             code = run_apply(
