@@ -38,6 +38,19 @@ EXIT_CHANGES = 2
 EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130
 
+# Every character str.splitlines() breaks at. A message quotes values from files and servers;
+# one of these inside would split it, and terminals, `file:line:col:` parsers and workflow
+# annotations all read one message per line.
+_LINE_BREAKS = {
+    ord(character): character.encode("unicode_escape").decode("ascii")
+    for character in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break written as its escape (``\\n``), so it stays one line."""
+    return text.translate(_LINE_BREAKS)
+
 
 class ReconcilerError(Exception):
     """Root of every expected error. ``str(error)`` is a one-line message for the user."""
@@ -53,6 +66,10 @@ class Problem:
     line: int
     column: int
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", one_line(self.path))
+        object.__setattr__(self, "message", one_line(self.message))
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
@@ -100,6 +117,7 @@ class ApiError(ReconcilerError):
         self.status = status
         self.request_id = request_id
         self.code = code
+        message = one_line(message)
         self.server_message = message
         details = [
             f"HTTP {status}" if status is not None else "",
