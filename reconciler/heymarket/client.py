@@ -453,16 +453,31 @@ class _ErrorBody:
     def of(cls, response: httpx.Response) -> _ErrorBody:
         try:
             body = json.loads(response.content)
+        except RecursionError:
+            return cls(None, "a JSON body nested too deeply to read", is_json=False)
         except (UnicodeDecodeError, json.JSONDecodeError):
             content_type = response.headers.get("Content-Type", "no content type")
             return cls(None, f"a body that is not JSON ({content_type})", is_json=False)
         if isinstance(body, Mapping):
             code = body.get("error")
             message = body.get("message") or code or "no message"
-            return cls(None if code is None else str(code), str(message), is_json=True)
+            return cls(
+                None if code is None else _quoted(str(code)), _quoted(str(message)), is_json=True
+            )
         if isinstance(body, str) and body:
-            return cls(None, body, is_json=True)
+            return cls(None, _quoted(body), is_json=True)
         return cls(None, "no message", is_json=True)
+
+
+# A server's own words go into our one-line messages; a proxy or a broken server can send
+# kilobytes of them, which would bury the advice that follows.
+MAX_SERVER_MESSAGE = 300
+
+
+def _quoted(text: str) -> str:
+    if len(text) <= MAX_SERVER_MESSAGE:
+        return text
+    return f"{text[:MAX_SERVER_MESSAGE]}... ({len(text)} characters)"
 
 
 def _describe(error: Exception) -> str:
@@ -472,6 +487,13 @@ def _describe(error: Exception) -> str:
 def _json_body(response: httpx.Response, request_id: str | None) -> object:
     try:
         body: object = json.loads(response.content)
+    except RecursionError:
+        raise BadResponseError(
+            "Heymarket answered with JSON nested too deeply to read: check that the API URL "
+            "points at the Heymarket API",
+            status=response.status_code,
+            request_id=request_id,
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         content_type = response.headers.get("Content-Type", "no content type")
         raise BadResponseError(
