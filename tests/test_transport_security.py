@@ -175,6 +175,11 @@ class _RefusingHandler(BaseHTTPRequestHandler):
         pass
 
 
+def address_of(server: _CountingServer) -> tuple[str, str]:
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    return host, f"http://{host}:{port}"
+
+
 @pytest.fixture
 def network_server() -> Iterator[_CountingServer]:
     """A server on this machine's non-loopback address: "another host" as far as the URL
@@ -236,8 +241,7 @@ def test_every_networked_command_refuses_plain_http_to_another_host(
     network_server: _CountingServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    host, port = network_server.server_address[:2]
-    url = f"http://{host}:{port}"
+    host, url = address_of(network_server)
     assert main([*command_args(command, project), "--api-url", url]) == 1
     err = capsys.readouterr().err
     assert f'refusing plain http to "{host}"' in err and "--insecure" in err
@@ -251,8 +255,7 @@ def test_insecure_lets_every_networked_command_use_plain_http(
     network_server: _CountingServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    host, port = network_server.server_address[:2]
-    url = f"http://{host}:{port}"
+    _host, url = address_of(network_server)
     assert main([*command_args(command, project), "--api-url", url, "--insecure"]) == 1
     err = capsys.readouterr().err
     assert "did not accept the credentials" in err, err
@@ -267,8 +270,7 @@ def test_the_url_from_the_environment_or_config_is_checked_too(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    host, port = network_server.server_address[:2]
-    url = f"http://{host}:{port}"
+    _host, url = address_of(network_server)
     if where == "environment":
         monkeypatch.setenv("HEYMARKET_API_URL", url)
     else:
