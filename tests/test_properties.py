@@ -32,8 +32,10 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.diff import DiffSettings, diff
 from reconciler.errors import PruneCapExceededError
 from reconciler.export import SplitBy, run_export
+from reconciler.model import CustomField, DesiredContact, LiveContact, SourceLocation
 from reconciler.pipeline import (
     cache_directory,
     connect,
@@ -42,7 +44,7 @@ from reconciler.pipeline import (
     make_plan,
     resolve_settings,
 )
-from reconciler.plan import Plan, Update
+from reconciler.plan import Delete, Plan, Update
 from tests.sandbox_handle import SandboxHandle
 
 settings.register_profile(
@@ -355,3 +357,74 @@ def test_export_keeps_its_snapshot_in_the_project_it_was_given(
     )
     assert not (elsewhere / ".reconciler").exists()
     assert (project / ".reconciler" / "cache").is_dir()
+
+
+# --- phones live twice: the sandbox keeps phones unique, so this one runs on the pure diff.
+
+MARKER_FIELD = CustomField(id="1", title=MARKER)
+
+
+@st.composite
+def accounts_with_duplicates(
+    draw: st.DrawFn,
+) -> tuple[list[LiveContact], list[DesiredContact], tuple[str, ...]]:
+    live: list[LiveContact] = []
+    for number, phone in enumerate(
+        draw(st.lists(st.sampled_from(PHONES), max_size=2 * len(PHONES))), start=1
+    ):
+        owner = draw(st.sampled_from([None, OWNER, OTHER_OWNER]))
+        live.append(
+            LiveContact(
+                id=number,
+                uuid=f"uuid-{number}",
+                phone=phone,
+                first=draw(st.none() | names),
+                last=None,
+                display_name=None,
+                email=None,
+                is_opted_out=draw(st.booleans()),
+                custom={MARKER_FIELD.id: owner} if owner is not None else {},
+                rev=1,
+                updated="2026-01-01T00:00:00Z",
+            )
+        )
+    desired = [
+        DesiredContact(
+            phone=phone,
+            fields={"first": draw(names), "is_opted_out": draw(st.booleans())},
+            custom={},
+            source=SourceLocation("contacts/team.yaml", line),
+        )
+        for line, phone in enumerate(draw(st.lists(st.sampled_from(PHONES), unique=True)), start=2)
+    ]
+    return live, desired, draw(protect_patterns)
+
+
+@settings(settings.get_profile(PROFILE), max_examples=200 if PROFILE == "ci" else 2000)
+@given(account=accounts_with_duplicates())
+def test_a_phone_live_twice_is_never_written_nor_pruned(
+    account: tuple[list[LiveContact], list[DesiredContact], tuple[str, ...]],
+) -> None:
+    live, desired, protect = account
+    plan = diff(
+        desired,
+        live,
+        [MARKER_FIELD],
+        DiffSettings(marker_field=MARKER, owner=OWNER, protect=protect),
+        prune=True,
+    )
+    copies = Counter(contact.phone for contact in live)
+    declared = {contact.phone for contact in desired}
+    by_uuid = {contact.uuid: contact for contact in live}
+    for change in plan.changes:
+        assert copies[change.phone] <= 1, change
+        if isinstance(change, Delete):
+            doomed = by_uuid[change.contact_id]
+            assert doomed.custom.get(MARKER_FIELD.id) == OWNER
+            assert doomed.phone not in declared
+            assert not any(fnmatch.fnmatchcase(doomed.phone, p) for p in protect)
+        if isinstance(change, Update) and "is_opted_out" in change.fields:
+            assert change.fields["is_opted_out"].after is True
+    for phone in declared:
+        if copies[phone] > 1:
+            assert any(notice.phone == phone for notice in plan.errors)
