@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from reconciler.errors import BackupError, BadResponseError
 from reconciler.heymarket.parse import parse_live_contact
@@ -41,25 +40,6 @@ def backup_file_name(started_at: datetime) -> str:
     return started_at.astimezone(UTC).strftime("prune-%Y%m%dT%H%M%SZ.jsonl")
 
 
-def _record_of(contact: LiveContact) -> dict[str, Any]:
-    if contact.raw:
-        return dict(contact.raw)
-    # A saved plan from an older run may lack the raw record: rebuild what the model holds.
-    return {
-        "id": contact.id,
-        "uuid": contact.uuid,
-        "phone": contact.phone,
-        "first": contact.first,
-        "last": contact.last,
-        "display_name": contact.display_name,
-        "email": contact.email,
-        "is_opted_out": contact.is_opted_out,
-        "custom": dict(contact.custom),
-        "rev": contact.rev,
-        "updated": contact.updated,
-    }
-
-
 def backup_line(contact: LiveContact, titles: Mapping[str, str], marker: Marker) -> str:
     """One line of a backup. ``titles`` maps custom-field ids to titles; a value under an id
     the account has no title for stays in ``record`` only."""
@@ -75,7 +55,7 @@ def backup_line(contact: LiveContact, titles: Mapping[str, str], marker: Marker)
         "marker": {"field": marker.field_title, "owner": marker.owner},
         "phone": contact.phone,
         "custom_by_title": custom_by_title,
-        "record": _record_of(contact),
+        "record": contact.record(),
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
 

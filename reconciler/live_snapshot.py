@@ -113,7 +113,7 @@ def _read(path: Path, api_url: str) -> _Snapshot | None:
                 # One decode per chunk shares each key's string across its records
                 # (the decoder memoises keys per call): ~100 MB less at 100k contacts.
                 records = json.loads("[" + ",".join(lines) + "]")
-                contacts.extend(parse_live_contact(record) for record in records)
+                contacts.extend(parse_live_contact(record, keep_raw=False) for record in records)
             if len(contacts) != header.get("contacts"):
                 return None  # truncated
     except (OSError, ValueError, BadResponseError, TypeError, IndexError, KeyError):
@@ -135,7 +135,7 @@ def _write(
         with private_atomic_writer(path) as stream:
             stream.write(json.dumps(header) + "\n")
             for contact in contacts:
-                stream.write(json.dumps(contact.raw, separators=(",", ":")) + "\n")
+                stream.write(json.dumps(contact.record(), separators=(",", ":")) + "\n")
     except OSError:
         return  # only a slower next run
 

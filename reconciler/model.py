@@ -50,7 +50,8 @@ class LiveContact:
     """A contact as the Heymarket API returns it.
 
     ``custom`` is keyed by the numeric custom-field id as a string, as the API does.
-    ``raw`` is the full record, kept for prune backups and restore."""
+    ``raw`` is the full record as the API answered it, where it was kept (search answers, which
+    prune backups are made from); a whole-account listing keeps only the typed fields."""
 
     id: int
     uuid: str
@@ -66,6 +67,25 @@ class LiveContact:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # At most 5 labels (API); export can group files by the first.
     tags: tuple[str, ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        """The API record: the full one where it was kept, else one rebuilt from the fields."""
+        if self.raw:
+            return dict(self.raw)
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "phone": self.phone,
+            "first": self.first,
+            "last": self.last,
+            "display_name": self.display_name,
+            "email": self.email,
+            "is_opted_out": self.is_opted_out,
+            "custom": dict(self.custom),
+            "rev": self.rev,
+            "updated": self.updated,
+            "tags": list(self.tags),
+        }
 
     def standard_value(self, name: str) -> StandardValue:
         """The live value of one of ``STANDARD_FIELDS``."""

@@ -106,7 +106,7 @@ def _live_to_json(live: LiveContact) -> dict[str, Any]:
         "custom": dict(live.custom),
         "rev": live.rev,
         "updated": live.updated,
-        "raw": dict(live.raw),
+        "raw": live.record(),
     }
 
 

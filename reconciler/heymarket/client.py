@@ -254,8 +254,10 @@ class HeymarketClient:
 
     def _list_from(self, start: str) -> list[LiveContact]:
         def fetch_page(request: PageRequest) -> list[LiveContact]:
+            # A whole account: typed fields only (~150 MB less at 100k contacts); whatever
+            # needs a full record (a prune backup) re-reads those contacts by search.
             return parse_contact_list(
-                self._call("POST", LIST_PATH, request.body(), write=False).body
+                self._call("POST", LIST_PATH, request.body(), write=False).body, keep_raw=False
             )
 
         return list_contacts(fetch_page, start, self.page_size)

@@ -134,8 +134,9 @@ def _phone(record: Mapping[str, Any]) -> str:
     raise BadResponseError("contact without a phone number (neither `phone` nor a phone channel)")
 
 
-def parse_live_contact(record: object) -> LiveContact:
-    """One contact of a v2 list or search answer."""
+def parse_live_contact(record: object, *, keep_raw: bool = True) -> LiveContact:
+    """One contact of a v2 list or search answer. ``keep_raw`` keeps the answer's full record
+    (prune backups need it); listings of a whole account leave it out to save memory."""
     if not isinstance(record, Mapping):
         raise BadResponseError(f"expected a contact object, got {type(record).__name__}")
     if "id" not in record:
@@ -158,7 +159,7 @@ def parse_live_contact(record: object) -> LiveContact:
         custom=_custom(record.get("custom")),
         rev=_integer(record.get("rev", 0), "rev"),
         updated=canonical_timestamp(record["updated"]),
-        raw=dict(record),
+        raw=dict(record) if keep_raw else {},
         tags=_tags(record.get("tags")),
     )
 
@@ -175,9 +176,12 @@ def _items(body: object, what: str, *keys: str) -> Sequence[object]:
     raise BadResponseError(f"expected an array of {what}, got {type(body).__name__}")
 
 
-def parse_contact_list(body: object) -> list[LiveContact]:
+def parse_contact_list(body: object, *, keep_raw: bool = True) -> list[LiveContact]:
     """A page of ``POST /v2/contacts/list`` or an answer of ``POST /v2/contacts/search``."""
-    return [parse_live_contact(record) for record in _items(body, "contacts", "contacts")]
+    return [
+        parse_live_contact(record, keep_raw=keep_raw)
+        for record in _items(body, "contacts", "contacts")
+    ]
 
 
 def parse_count(body: object) -> int:
