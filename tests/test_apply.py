@@ -349,3 +349,18 @@ def test_github_step_summary(
     text = summary.read_text(encoding="utf-8")
     assert "### reconciler apply" in text
     assert "| 1 | 0 | 0 | 0 |" in text
+
+
+def test_a_prune_backup_holds_each_full_record_as_the_account_had_it(
+    project: Path, sandbox: SandboxHandle
+) -> None:
+    declare(project, {"phone": "15105550100", "first": "Kept"})
+    before = {record["phone"]: record for record in owned(sandbox, "15105550100", "15105550101")}
+
+    assert main(["apply", "--auto-approve", "--prune"]) == 0
+
+    (backup,) = (project / ".reconciler" / "backups").glob("prune-*.jsonl")
+    (line,) = backup.read_text(encoding="utf-8").splitlines()
+    # Every field the API answered, not only the ones the tool models (created, channels...).
+    assert json.loads(line)["record"] == before["15105550101"]
+    assert "15105550101" not in by_phone(sandbox)
