@@ -500,3 +500,61 @@ def test_an_html_page_instead_of_json_is_a_bad_response_with_status_and_request_
     assert raised.value.status == status
     assert raised.value.request_id == "req-html"
     assert "not JSON (text/html)" in str(raised.value)
+
+
+# -- where the documentation leaves the server's answers open -------------------------------
+
+
+def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> HeymarketClient:
+    clock = FakeClock()
+    return HeymarketClient(
+        "https://api.example.test",
+        ApiKeyCredentials("key"),
+        transport=httpx.MockTransport(handler),
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+        uniform=highest,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (413, "Request Entity Too Large"),
+        (400, "Maximum 40 contacts per request"),
+        (400, "batch exceeds the limit of 40"),
+    ],
+)
+def test_other_wordings_of_a_batch_over_the_limit_are_split_too(status: int, message: str) -> None:
+    sizes: list[int] = []
+
+    def capped(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["contacts"]
+        sizes.append(len(items))
+        if len(items) > 40:
+            return httpx.Response(status, json={"error": "bad_data", "message": message})
+        return httpx.Response(200, json={"contacts": items, "failed_contacts": []})
+
+    with _mock_client(capped) as client:
+        result = client.bulk_upsert(creates(100))
+
+    assert len(result.succeeded) == 100 and not result.ambiguous
+    assert sizes == [100, 50, 25, 25, 25, 25]
+
+
+def test_a_delete_answered_with_ok_as_plain_text_counts_as_done() -> None:
+    with _mock_client(lambda request: httpx.Response(200, text="ok")) as client:
+        result = client.bulk_delete(["uuid-1", "uuid-2"])
+    assert result.deleted == ["uuid-1", "uuid-2"] and not result.ambiguous
+
+
+@pytest.mark.parametrize("body", [b"<html>Accepted</html>", b'{"unexpected": true}', b"[1, 2]"])
+def test_a_write_answered_with_an_unreadable_success_is_ambiguous_not_an_error(
+    body: bytes,
+) -> None:
+    # It may have written: reporting it ambiguous makes apply re-read instead of giving up.
+    with _mock_client(lambda request: httpx.Response(200, content=body)) as client:
+        upserted = client.bulk_upsert(creates(3))
+        deleted = client.bulk_delete(["uuid-1"])
+    assert len(upserted.ambiguous) == 3 and not upserted.succeeded
+    assert deleted.ambiguous == ["uuid-1"] and not deleted.deleted
