@@ -215,6 +215,7 @@ def _soak(project: Path, sandbox: SandboxHandle, creates: int, updates: int, del
     console = Console(out=printed.append, err=printed.append, ask=lambda _q: "no")
     request = ApplyRequest(auto_approve=True, prune=True, max_deletes=len(account.deletes))
     codes: list[int] = []
+    outputs: list[str] = []
     bursts = RateLimitBursts(sandbox, transport)
     with bursts.running():
         for _run in range(MAX_APPLY_RUNS):
@@ -228,10 +229,14 @@ def _soak(project: Path, sandbox: SandboxHandle, creates: int, updates: int, del
                 connect_client=connect_client,
             )
             codes.append(code)
+            outputs.append("".join(printed))
             _every_change_applied_or_reported(_journal(project)[journaled:], printed)
             if code == 0:
                 break
     assert codes[-1] == 0, "".join(printed)
+    # The sandbox, like Heymarket, refuses a second contact with a phone: a refusal here would
+    # mean a write whose outcome was unknown was sent again blindly.
+    assert not any("duplicate_phone" in output for output in outputs)
     sandbox.set_faults(fail_rate=0.0, latency_ms=0, commit_then_fail=0, drop_connections=0)
 
     stored = sandbox.contacts()
