@@ -8,11 +8,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-WINDOW_SECONDS = 60.0
+# A second more than the server's minute: the server counts arrivals, we count departures,
+# and a request slowed in flight must not share a server window with one sent 60 s later.
+WINDOW_SECONDS = 61.0
 
 
 class SlidingWindowLimiter:
-    """At most ``requests_per_minute`` requests in any 60-second window.
+    """At most ``requests_per_minute`` requests in any window of a minute (plus a margin).
 
     A log of send times rather than a token bucket: a small run goes at full speed (no
     smoothing delay), and a long one waits exactly until the oldest request leaves the window.
