@@ -45,6 +45,7 @@ from reconciler.pipeline import (
     resolve_settings,
 )
 from reconciler.plan import Delete, Plan, Update
+from reconciler.saved_plan import desired_state_digest, write_saved_plan
 from tests.sandbox_handle import SandboxHandle
 
 settings.register_profile(
@@ -120,6 +121,7 @@ class Scenario:
     desired: dict[str, dict[str, Any]]
     protect: tuple[str, ...]
     tier_exists: bool
+    saved_plan: bool
 
 
 live_specs = st.builds(
@@ -164,7 +166,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     declared_phones = [phone for phone in PHONES if draw(st.booleans())]
     live = {phone: draw(live_specs) for phone in live_phones}
     desired = {phone: draw(declarations(phone)) for phone in declared_phones}
-    return Scenario(live, desired, draw(protect_patterns), draw(st.booleans()))
+    return Scenario(live, desired, draw(protect_patterns), draw(st.booleans()), draw(st.booleans()))
 
 
 def _yaml_text(document: dict[str, Any]) -> str:
@@ -209,15 +211,28 @@ def _seed(sandbox: SandboxHandle, scenario: Scenario) -> tuple[dict[str, dict[st
     return {record["uuid"]: record for record in sandbox.contacts()}, field_ids[MARKER]
 
 
-def _plan(project: Path, environ: dict[str, str], contacts_dir: Path | None = None) -> Plan:
-    """What `reconciler plan --prune` would show, from a fresh read of the account."""
+def _plan(
+    project: Path,
+    environ: dict[str, str],
+    contacts_dir: Path | None = None,
+    config_file: Path | None = None,
+    save_to: Path | None = None,
+) -> Plan:
+    """What `reconciler plan --prune [--out FILE]` would show, from a fresh read."""
     found = resolve_settings(
-        config_file=None, contacts_dir=contacts_dir, api_url=None, environ=environ, cwd=project
+        config_file=config_file,
+        contacts_dir=contacts_dir,
+        api_url=None,
+        environ=environ,
+        cwd=project,
     )
     desired = load_desired(found)
     with connect(found, environ) as client:
         live = fetch_live_state(client, cache_dir=cache_directory(found))
-    return make_plan(desired, live, found.config, prune=True).plan
+    plan = make_plan(desired, live, found.config, prune=True).plan
+    if save_to is not None:
+        write_saved_plan(save_to, plan, desired_digest=desired_state_digest(desired.contacts))
+    return plan
 
 
 def _quiet_console() -> tuple[Console, list[str]]:
@@ -276,9 +291,13 @@ def test_apply_converges_and_prunes_only_what_it_owns(
             code = run_apply(request, environ=environ, cwd=project, console=console)
             assert code == (1 if first_plan.has_errors else 0), "".join(printed)
 
-        # With the caps raised, apply goes all the way.
+        # With the caps raised, apply goes all the way: afresh, or a plan saved and reviewed.
         console, printed = _quiet_console()
         raised_request = ApplyRequest(config_file=raised, auto_approve=True, prune=True)
+        if scenario.saved_plan:
+            saved = project / "plan.json"
+            _plan(project, environ, config_file=raised, save_to=saved)
+            raised_request = ApplyRequest(plan_file=saved, config_file=raised, prune=True)
         code = run_apply(raised_request, environ=environ, cwd=project, console=console)
         assert code == (1 if first_plan.has_errors else 0), "".join(printed)
 
