@@ -530,7 +530,8 @@ class Executor:
         backup = write_backup(backup_dir, confirmed, self.fields, marker, self.started_at)
         self.tally.backup = backup
         self.console.err(
-            f"Backed up {len(confirmed)} contacts to {_shown(backup, self.cwd)} before deleting.\n"
+            f"Backed up {len(confirmed)} contact{'' if len(confirmed) == 1 else 's'} to "
+            f"{_shown(backup, self.cwd)} before deleting.\n"
         )
 
         sent: list[LiveContact] = []
@@ -739,7 +740,9 @@ def _apply_locked(
             live = fetch_live_state(
                 client, refresh=request.refresh, cache_dir=cache_directory(settings)
             )
-            plan = make_plan(desired, live, config, prune=request.prune).plan
+            plan = make_plan(
+                desired, live, config, prune=request.prune, run_max_deletes=request.max_deletes
+            ).plan
             fields: Sequence[CustomField] = live.fields
         else:
             fields = client.list_custom_fields()

@@ -53,15 +53,18 @@ class DiffSettings:
     protect: tuple[str, ...] = ()
     max_deletes: int = 25
     max_delete_percent: float = 5.0
+    # apply --max-deletes N: the cap for this run (see plan.prune_cap_problem).
+    run_max_deletes: int | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> DiffSettings:
+    def from_config(cls, config: Config, *, run_max_deletes: int | None = None) -> DiffSettings:
         return cls(
             marker_field=config.ownership.marker_field,
             owner=config.ownership.owner,
             protect=tuple(config.prune.protect),
             max_deletes=config.prune.max_deletes,
             max_delete_percent=config.prune.max_delete_percent,
+            run_max_deletes=run_max_deletes,
         )
 
     @property
@@ -320,6 +323,7 @@ def diff(
             owned_live_count,
             settings.max_deletes,
             settings.max_delete_percent,
+            run_max_deletes=settings.run_max_deletes,
         )
         if problem is not None:
             differ.warnings.append(Notice(f"apply --prune will refuse this plan. {problem}"))

@@ -135,7 +135,14 @@ def load_desired(settings: Settings) -> DesiredState:
     )
 
 
-def make_plan(desired: DesiredState, live: LiveState, config: Config, *, prune: bool) -> PlanRun:
-    diff_settings = DiffSettings.from_config(config)
+def make_plan(
+    desired: DesiredState,
+    live: LiveState,
+    config: Config,
+    *,
+    prune: bool,
+    run_max_deletes: int | None = None,
+) -> PlanRun:
+    diff_settings = DiffSettings.from_config(config, run_max_deletes=run_max_deletes)
     plan = diff(desired.contacts, live.contacts, live.fields, diff_settings, prune=prune)
     return PlanRun(desired=desired, live=live, settings=diff_settings, plan=plan)
