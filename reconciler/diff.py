@@ -112,7 +112,11 @@ class _Differ:
     def marker_of(self, live: LiveContact) -> str | None:
         if self.marker_id is None:
             return None
-        return custom_value_text(live.custom.get(self.marker_id))
+        value = live.custom.get(self.marker_id)
+        # Most owned contacts carry the owner exactly as written: no normalising needed.
+        if value is not None and value == self.owner_text:
+            return self.owner_text
+        return custom_value_text(value)
 
     def is_owned(self, live: LiveContact) -> bool:
         marker = self.marker_of(live)

@@ -27,6 +27,8 @@ def custom_value_text(value: CustomValue) -> str | None:
     JSON form for numbers, trimmed strings; ``None`` and ``""`` mean no value."""
     if value is None:
         return None
+    if type(value) is str:  # the common case first: this runs for every field of 100k contacts
+        return value.strip() or None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
