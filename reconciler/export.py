@@ -18,9 +18,7 @@ What is written is exactly what a plan would then find unchanged:
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from reconciler.atomic_files import write_atomically
 from reconciler.desired_state import contact_files, display_path
 from reconciler.errors import ExportError
 from reconciler.fmt import contacts_text
@@ -313,22 +312,10 @@ def write_export(export: Export, out_dir: Path, cwd: Path, *, force: bool) -> Wr
         written: list[str] = []
         for file in export.files:
             path = out_dir / file.name
-            _write_atomically(path, file.text)
+            write_atomically(path, file.text)
             written.append(display_path(path, cwd))
     except OSError as error:
         raise ExportError(
             f'could not write the export into "{shown_dir}": {error.strerror or error}'
         ) from None
     return WrittenExport(tuple(written), tuple(removed))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A half-written contacts file would be read as a desired state that lost contacts.
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

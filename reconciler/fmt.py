@@ -8,8 +8,6 @@ file that loads without problems is rewritten, so formatting never hides an erro
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,6 +18,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
+from reconciler.atomic_files import write_atomically
 from reconciler.desired_state import contact_files, display_path, load_desired_state
 from reconciler.model import CANONICAL_KEY_ORDER
 
@@ -154,17 +153,6 @@ def contacts_text(contacts: Sequence[Mapping[str, Any]]) -> str:
     return output.getvalue()
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def format_directory(contacts_dir: Path, cwd: Path, *, check: bool) -> FmtResult:
     """Format every contacts file (or with ``check``, only report which would change).
 
@@ -180,5 +168,5 @@ def format_directory(contacts_dir: Path, cwd: Path, *, check: bool) -> FmtResult
             continue
         changed.append(display_path(path, cwd))
         if not check:
-            _write_atomically(path, formatted)
+            write_atomically(path, formatted)
     return FmtResult(tuple(changed), unchanged)

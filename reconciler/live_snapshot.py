@@ -28,11 +28,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from reconciler.atomic_files import atomic_writer, private_directory
 from reconciler.errors import BadResponseError
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.parse import format_timestamp, parse_live_contact, parse_timestamp
 from reconciler.model import CustomField, LiveContact
-from reconciler.parse_cache import private_atomic_writer, private_directory
 
 SNAPSHOT_FORMAT = 2
 Refresh = Literal["auto", "full"]
@@ -132,7 +132,7 @@ def _write(
     }
     try:
         private_directory(path.parent)
-        with private_atomic_writer(path) as stream:
+        with atomic_writer(path, private=True) as stream:
             stream.write(json.dumps(header) + "\n")
             for contact in contacts:
                 stream.write(json.dumps(contact.record(), separators=(",", ":")) + "\n")

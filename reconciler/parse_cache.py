@@ -17,42 +17,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from reconciler import __version__
+from reconciler.atomic_files import private_directory, write_atomically
 from reconciler.fast_parse import ContactRow, schema_digest
 
 ENTRY_FORMAT = 1
-
-
-def private_directory(path: Path) -> Path:
-    """``path`` created if missing, readable by the owner only (it holds contact data)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-@contextlib.contextmanager
-def private_atomic_writer(path: Path) -> Iterator[TextIO]:
-    """A text stream that becomes ``path`` (mode 0600) only once the block completes: a
-    temporary file renamed into place, so readers see the whole file or the old one."""
-    descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            yield stream
-        Path(temporary).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temporary).unlink()
-        raise
-
-
-def write_private_atomically(path: Path, text: str) -> None:
-    with private_atomic_writer(path) as stream:
-        stream.write(text)
 
 
 class ParseCache:
@@ -84,6 +56,8 @@ class ParseCache:
         checksum = hashlib.sha256(body.encode()).hexdigest()
         header = json.dumps({"format": ENTRY_FORMAT, "key": key, "sha256": checksum})
         with contextlib.suppress(OSError):
-            write_private_atomically(
-                private_directory(self.directory) / f"{key}.json", f"{header}\n{body}"
+            write_atomically(
+                private_directory(self.directory) / f"{key}.json",
+                f"{header}\n{body}",
+                private=True,
             )

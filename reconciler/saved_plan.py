@@ -13,10 +13,8 @@ File I/O and the one ``git`` call live in ``write_saved_plan``/``read_saved_plan
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
+from reconciler.atomic_files import write_atomically
 from reconciler.errors import SavedPlanError, StalePlanError
 from reconciler.model import DesiredContact, LiveContact, SourceLocation
 from reconciler.plan import (
@@ -389,17 +388,9 @@ def write_saved_plan(
         plan, desired_digest=desired_digest, created_at=created_at, git_commit=git_commit
     )
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        temporary.replace(path)
+        write_atomically(path, text, private=True, durable=True)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
         raise SavedPlanError(
             f"cannot write the plan to {path}: {error.strerror or error}. "
             "Check the directory exists and is writable."

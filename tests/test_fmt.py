@@ -115,6 +115,14 @@ def test_fmt_rewrites_then_check_passes(project: Path, capsys: pytest.CaptureFix
     assert main(["validate"]) == 0
 
 
+def test_fmt_keeps_each_file_s_permissions(project: Path) -> None:
+    messy = project / "contacts" / "messy.yaml"
+    messy.chmod(0o640)
+    assert main(["fmt"]) == 0
+    assert messy.read_text(encoding="utf-8") == CANONICAL
+    assert messy.stat().st_mode & 0o777 == 0o640
+
+
 def test_fmt_refuses_an_invalid_desired_state(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
