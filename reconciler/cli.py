@@ -55,6 +55,31 @@ def color_option(function: F) -> F:
     )(function)
 
 
+def insecure_option(function: F) -> F:
+    return click.option(
+        "--insecure",
+        is_flag=True,
+        help="Allow plain http to an API host that is not this machine.",
+    )(function)
+
+
+def mask_pii_option(function: F) -> F:
+    return click.option(
+        "--mask-pii", is_flag=True, help="Mask phones, emails and names in the output."
+    )(function)
+
+
+def refresh_option(function: F) -> F:
+    return click.option(
+        "--refresh",
+        type=click.Choice(["auto", "full"]),
+        default="auto",
+        show_default=True,
+        help="auto: read only what changed since the last run when that is provably enough; "
+        "full: list the whole account.",
+    )(function)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
@@ -252,18 +277,9 @@ def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int
     help="Exit 0 with no changes, 2 with changes, 1 on error.",
 )
 @click.option("--prune", is_flag=True, help="Show the deletes `apply --prune` would do.")
-@click.option("--mask-pii", is_flag=True, help="Mask phones, emails and names in the output.")
-@click.option(
-    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
-)
-@click.option(
-    "--refresh",
-    type=click.Choice(["auto", "full"]),
-    default="auto",
-    show_default=True,
-    help="auto: read only what changed since the last run when that is provably enough; "
-    "full: list the whole account.",
-)
+@mask_pii_option
+@insecure_option
+@refresh_option
 def plan(
     config_file: Path | None,
     contacts_dir: Path | None,
@@ -329,9 +345,7 @@ def plan(
     is_flag=True,
     help="Write into a non-empty directory, replacing the contacts files in it.",
 )
-@click.option(
-    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
-)
+@insecure_option
 def export(
     config_file: Path | None,
     api_url: str | None,
@@ -398,19 +412,10 @@ def lock_timeout_option(function: F) -> F:
     default=None,
     help="Allow up to N deletes in this run (replaces both prune caps).",
 )
-@click.option("--mask-pii", is_flag=True, help="Mask phones, emails and names in the output.")
-@click.option(
-    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
-)
+@mask_pii_option
+@insecure_option
 @lock_timeout_option
-@click.option(
-    "--refresh",
-    type=click.Choice(["auto", "full"]),
-    default="auto",
-    show_default=True,
-    help="auto: read only what changed since the last run when that is provably enough; "
-    "full: list the whole account.",
-)
+@refresh_option
 def apply(
     plan_file: Path | None,
     config_file: Path | None,
@@ -450,10 +455,8 @@ def apply(
 @config_option
 @api_url_option
 @click.option("--auto-approve", is_flag=True, help="Restore without asking for 'yes'.")
-@click.option("--mask-pii", is_flag=True, help="Mask phones, emails and names in the output.")
-@click.option(
-    "--insecure", is_flag=True, help="Allow plain http to an API host that is not this machine."
-)
+@mask_pii_option
+@insecure_option
 @lock_timeout_option
 def restore(
     backup_file: Path,
