@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def test_plan_apply_prune_converge_whatever_the_page_and_batch_limits(
         ]
         + [{"phone": "15105559999", "first": "Typed in the app"}]  # never owned, never pruned
     )
-    declared = [
+    declared: list[dict[str, Any]] = [
         {"phone": f"1510555{n:04d}", "first": f"P{n}", "custom": {"Tier": "a" if n < 20 else "b"}}
         for n in range(30)
     ] + [{"phone": f"1628555{n:04d}", "first": f"New {n}"} for n in range(25)]
@@ -54,7 +55,8 @@ def test_plan_apply_prune_converge_whatever_the_page_and_batch_limits(
     assert main(["plan", "--prune", "--detailed-exitcode", "--refresh", "full"]) == 0
 
     live = {record["phone"]: record for record in sandbox.contacts()}
-    assert sorted(live) == sorted([c["phone"] for c in declared] + ["15105559999"])
+    phones = [str(contact["phone"]) for contact in declared]
+    assert sorted(live) == sorted([*phones, "15105559999"])
     assert all(live[f"1510555{n:04d}"]["custom"][tier] == "b" for n in range(20, 30))
-    assert all(live[contact["phone"]]["custom"].get(marker) == OWNER for contact in declared)
+    assert all(live[phone]["custom"].get(marker) == OWNER for phone in phones)
     assert marker not in live["15105559999"]["custom"]
