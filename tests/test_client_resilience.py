@@ -260,7 +260,7 @@ def test_a_write_that_times_out_is_ambiguous_and_a_read_that_times_out_is_retrie
 ) -> None:
     sandbox.set_faults(latency_ms=400)
     clock = FakeClock()
-    with client_for(sandbox, clock, timeout=0.1) as client:
+    with client_for(sandbox, clock, timeout=0.1, write_timeout=0.1) as client:
         result = client.bulk_upsert(creates(1))
         with pytest.raises(TransportError, match="lost the connection"):
             client.count()
@@ -269,6 +269,15 @@ def test_a_write_that_times_out_is_ambiguous_and_a_read_that_times_out_is_retrie
     assert len(result.ambiguous) == 1
     # One write, never re-sent; the read tried six times.
     assert requests == 1 + 6
+
+
+def test_a_bulk_write_may_take_longer_than_a_read_before_it_counts_as_timed_out(
+    sandbox: SandboxHandle,
+) -> None:
+    sandbox.set_faults(latency_ms=400)
+    with client_for(sandbox, FakeClock(), timeout=0.1, write_timeout=5.0) as client:
+        result = client.bulk_upsert(creates(2))
+    assert len(result.succeeded) == 2 and not result.ambiguous
 
 
 def test_a_server_that_cannot_be_reached_is_reported_after_retries() -> None:

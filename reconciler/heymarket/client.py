@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import httpx
+from httpx import USE_CLIENT_DEFAULT
 
 from reconciler import __version__
 from reconciler.errors import (
@@ -118,6 +119,7 @@ class HeymarketClient:
         *,
         requests_per_minute: int = 500,
         timeout: float = 30.0,
+        write_timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
         page_size: int = 100,
         batch_size: int = 100,
@@ -141,6 +143,9 @@ class HeymarketClient:
             transport=transport,
             headers={"User-Agent": f"reconciler/{__version__}", "Accept": "application/json"},
         )
+        # A bulk write of a full batch may take the server far longer than a read, and a
+        # timeout there makes the outcome unknown (a re-read and a retry): wait longer.
+        self._write_timeout = httpx.Timeout(timeout, read=max(timeout, write_timeout))
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._uniform = uniform
@@ -345,7 +350,12 @@ class HeymarketClient:
         if self._on_request is not None:
             self._on_request(method, path)
         try:
-            response = self._http.request(method, path, json=body)
+            response = self._http.request(
+                method,
+                path,
+                json=body,
+                timeout=self._write_timeout if write else USE_CLIENT_DEFAULT,
+            )
         except _NOT_SENT as error:
             return _Retryable(
                 TransportError(
