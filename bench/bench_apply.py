@@ -23,7 +23,8 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.apply import ApplyRequest, run_apply
+from reconciler.console import Console
 
 BATCH_LIMIT = 100
 WRITE_ROUTES = ("POST /v2/contacts", "DELETE /v2/contacts", "POST /v1/contacts/fields")

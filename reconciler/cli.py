@@ -431,7 +431,8 @@ def apply(
     refresh: Literal["auto", "full"],
 ) -> int:
     """Make the live account match the desired state (or apply a saved PLAN_FILE)."""
-    from reconciler.apply import ApplyRequest, Console, run_apply
+    from reconciler.apply import ApplyRequest, run_apply
+    from reconciler.console import Console
 
     request = ApplyRequest(
         plan_file=plan_file,
@@ -468,7 +469,7 @@ def restore(
     lock_timeout: float,
 ) -> int:
     """Re-create the contacts of a prune backup (not their conversation history)."""
-    from reconciler.apply import Console
+    from reconciler.console import Console
     from reconciler.restore import RestoreRequest, run_restore
 
     request = RestoreRequest(

@@ -16,15 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.apply import (
-    ConnectClient,
-    Console,
-    Executor,
-    GracefulInterrupt,
-    confirm,
-    connect_configured,
-)
+from reconciler.apply import ConnectClient, Executor, connect_configured
 from reconciler.backup import BackupRecord, read_backup
+from reconciler.console import Console, GracefulInterrupt, confirm
 from reconciler.diff import DiffSettings, diff
 from reconciler.errors import EXIT_ERROR, EXIT_OK, BackupError
 from reconciler.journal import JOURNAL_FILE, Journal

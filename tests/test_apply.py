@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
+from reconciler.console import Console
 from reconciler.errors import ApprovalRequiredError
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.pipeline import LiveState, load_desired, make_plan, resolve_settings

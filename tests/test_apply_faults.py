@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
+from reconciler.console import Console
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.pipeline import Settings
 from tests.sandbox_handle import SandboxHandle

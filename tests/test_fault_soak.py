@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.apply import ApplyRequest, run_apply
+from reconciler.console import Console
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.pipeline import (
     Settings,

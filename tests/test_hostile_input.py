@@ -23,8 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
+from reconciler.console import Console
 from reconciler.desired_state import DesiredState, load_desired_state, parse_file
 from reconciler.errors import DesiredStateError, ReconcilerError
 from reconciler.heymarket import HeymarketClient

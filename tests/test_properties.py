@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.apply import ApplyRequest, Console, run_apply
+from reconciler.apply import ApplyRequest, run_apply
+from reconciler.console import Console
 from reconciler.diff import DiffSettings, diff
 from reconciler.errors import PruneCapExceededError
 from reconciler.export import SplitBy, run_export

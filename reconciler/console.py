@@ -1,0 +1,110 @@
+"""Where a command talks to its user: output streams, the yes/no question, a progress
+counter on a terminal, and Ctrl-C that lets the batch in flight finish."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from reconciler.errors import ApprovalRequiredError
+
+CONFIRM_QUESTION = "Do you want to apply these changes? Only 'yes' will be accepted:"
+
+
+@dataclass
+class Console:
+    """Where a run talks to its user. ``ask`` is only called when ``stdin_is_tty``."""
+
+    out: Callable[[str], None]
+    err: Callable[[str], None]
+    ask: Callable[[str], str]
+    stdin_is_tty: bool = False
+    stdout_is_tty: bool = False
+    stderr_is_tty: bool = False
+    _progress_shown: bool = field(default=False, repr=False)
+
+    @classmethod
+    def standard(cls) -> Console:
+        def write(stream: Any) -> Callable[[str], None]:
+            def emit(text: str) -> None:
+                stream.write(text)
+                stream.flush()
+
+            return emit
+
+        def ask(question: str) -> str:
+            sys.stderr.write(question + " ")
+            sys.stderr.flush()
+            return sys.stdin.readline()
+
+        return cls(
+            out=write(sys.stdout),
+            err=write(sys.stderr),
+            ask=ask,
+            stdin_is_tty=sys.stdin.isatty(),
+            stdout_is_tty=sys.stdout.isatty(),
+            stderr_is_tty=sys.stderr.isatty(),
+        )
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        """A one-line counter on a terminal's stderr; nothing in logs and pipes."""
+        if not self.stderr_is_tty:
+            return
+        self.err(f"\r{label}: {done}/{total}")
+        self._progress_shown = True
+        if done >= total:
+            self.end_progress()
+
+    def end_progress(self) -> None:
+        if self._progress_shown:
+            self.err("\n")
+            self._progress_shown = False
+
+
+def confirm(console: Console, *, auto_approve: bool, what: str = "apply") -> None:
+    """Raise ``ApprovalRequiredError`` (exit 3) unless approved."""
+    if auto_approve:
+        return
+    if not console.stdin_is_tty:
+        raise ApprovalRequiredError(
+            f"{what} needs approval, and stdin is not a terminal to ask on: review the plan "
+            "above and pass --auto-approve to proceed without asking. Nothing was written."
+        )
+    answer = console.ask(CONFIRM_QUESTION)
+    if answer.strip() != "yes":
+        raise ApprovalRequiredError(f"{what.capitalize()} cancelled.")
+
+
+class GracefulInterrupt:
+    """Ctrl-C while writing: note it and let the batch in flight finish; a second Ctrl-C
+    aborts at once. Only the main thread can own signal handlers; elsewhere this is inert."""
+
+    def __init__(self, console: Console) -> None:
+        self.requested = False
+        self._console = console
+
+    def _handle(self, _signal: int, _frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._console.end_progress()
+        self._console.err(
+            "Interrupt: stopping after the batch in flight (Ctrl-C again to abort).\n"
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[GracefulInterrupt]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
