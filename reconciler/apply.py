@@ -31,7 +31,7 @@ from reconciler.backup import write_backup
 from reconciler.config import Config
 from reconciler.console import Console, GracefulInterrupt, confirm
 from reconciler.desired_state import DesiredState
-from reconciler.diff import DiffSettings, diff
+from reconciler.diff import DiffSettings, diff, is_protected
 from reconciler.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -540,6 +540,20 @@ def _checked_saved_plan(
         raise StalePlanError(
             "The desired state changed since the plan was saved. Make a new plan "
             "(`reconciler plan --out FILE`), review it, and apply that."
+        )
+    # The plan was reviewed under the protect list of its day; today's list is the one that
+    # must hold, or a contact protected since would still be deleted.
+    protected = [
+        delete.phone
+        for delete in saved.plan.deletes
+        if is_protected(delete.phone, config.prune.protect)
+    ]
+    if protected:
+        raise StalePlanError(
+            f"{request.plan_file} deletes {len(protected)} contact"
+            f"{'' if len(protected) == 1 else 's'} that prune.protect now protects "
+            f"({', '.join(protected[:3])}{' and more' if len(protected) > 3 else ''}). "
+            "Make a new plan, review it, and apply that."
         )
 
 

@@ -87,7 +87,8 @@ def _declared(name: str, value: StandardValue) -> StandardValue:
     return normalize_text(value) if isinstance(value, str) else value
 
 
-def _is_protected(phone: str, patterns: Sequence[str]) -> bool:
+def is_protected(phone: str, patterns: Sequence[str]) -> bool:
+    """Whether ``prune.protect`` keeps this phone from ever being deleted."""
     return any(fnmatch.fnmatchcase(phone, pattern) for pattern in patterns)
 
 
@@ -305,7 +306,7 @@ def diff(
         copies = live_twice.get(phone, [live_contact])
         owned = [copy for copy in copies if differ.is_owned(copy)]
         owned_live_count += len(owned)
-        if not owned or phone in desired_by_phone or _is_protected(phone, settings.protect):
+        if not owned or phone in desired_by_phone or is_protected(phone, settings.protect):
             continue
         if len(copies) > 1:
             duplicated_owned.append(phone)

@@ -1,0 +1,108 @@
+"""The safety model under sequences of events that could make a prune delete what it must
+not: a protect list that changes after a plan was saved, protect patterns that cannot match
+a phone, contacts files that are silently not read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.cli import main
+from tests.sandbox_handle import SandboxHandle
+
+OWNER = "team-a"
+CONFIG = f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 25\n  max_delete_percent: 50\n"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> Path:
+    (tmp_path / "contacts").mkdir()
+    (tmp_path / "reconciler.yaml").write_text(CONFIG, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    return tmp_path
+
+
+def declare(directory: Path, *phones: str, name: str = "team.yaml") -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    contacts: list[dict[str, Any]] = [{"phone": phone} for phone in phones]
+    (directory / name).write_text(json.dumps({"contacts": contacts}) + "\n", encoding="utf-8")
+
+
+def owned(sandbox: SandboxHandle, *phones: str) -> None:
+    sandbox.seed([{"phone": phone, "custom": {"Managed by": OWNER}} for phone in phones])
+
+
+def live_phones(sandbox: SandboxHandle) -> set[str]:
+    return {record["phone"] for record in sandbox.contacts()}
+
+
+def test_a_saved_plan_never_deletes_a_contact_protected_since(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owned(sandbox, *(f"1510555070{n}" for n in range(4)))
+    declare(project / "contacts", "15105550700", "15105550701", "15105550702")
+    assert main(["plan", "--prune", "--out", "plan.json"]) == 0
+    # After the review, someone protects the contact the plan would delete.
+    (project / "reconciler.yaml").write_text(
+        CONFIG + '  protect: ["15105550703"]\n', encoding="utf-8"
+    )
+    capsys.readouterr()
+    assert main(["apply", "plan.json", "--prune"]) == 3
+    assert "prune.protect" in capsys.readouterr().err
+    assert "15105550703" in live_phones(sandbox)
+
+
+@pytest.mark.parametrize("pattern", ["+15105550703", "1 510 555 0703", " 15105550703", "1510-*"])
+def test_a_protect_pattern_that_can_never_match_a_phone_is_an_error(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], pattern: str
+) -> None:
+    owned(sandbox, "15105550700", "15105550703")
+    declare(project / "contacts", "15105550700")
+    (project / "reconciler.yaml").write_text(
+        CONFIG + f"  protect: [{json.dumps(pattern)}]\n", encoding="utf-8"
+    )
+    assert main(["apply", "--auto-approve", "--prune"]) == 1
+    assert "prune.protect" in capsys.readouterr().err
+    assert "15105550703" in live_phones(sandbox)
+
+
+def test_protect_patterns_with_wildcards_and_ranges_still_protect(
+    project: Path, sandbox: SandboxHandle
+) -> None:
+    owned(sandbox, "15105550700", "15105550703", "15105550704", "15105550715")
+    declare(project / "contacts", "15105550700")
+    (project / "reconciler.yaml").write_text(
+        CONFIG + '  protect: ["1510555070[0-3]", "1510555071?"]\n', encoding="utf-8"
+    )
+    assert main(["apply", "--auto-approve", "--prune"]) == 0
+    assert live_phones(sandbox) == {"15105550700", "15105550703", "15105550715"}
+
+
+def test_a_dangling_symlinked_contacts_file_is_an_error_not_an_empty_file(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owned(sandbox, "15105550700", "15105550701")
+    declare(project / "contacts", "15105550700")
+    # The file behind the link moved away (a submodule not checked out, a renamed share).
+    (project / "contacts" / "shared.yaml").symlink_to(project / "elsewhere" / "shared.yaml")
+    assert main(["apply", "--auto-approve", "--prune"]) == 1
+    assert "contacts/shared.yaml" in capsys.readouterr().err
+    assert live_phones(sandbox) == {"15105550700", "15105550701"}
+
+
+def test_a_symlinked_directory_of_contacts_is_an_error_not_skipped(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owned(sandbox, "15105550700", "15105550701")
+    declare(project / "contacts", "15105550700")
+    declare(project / "shared", "15105550701")
+    (project / "contacts" / "shared").symlink_to(project / "shared", target_is_directory=True)
+    assert main(["apply", "--auto-approve", "--prune"]) == 1
+    assert "contacts/shared" in capsys.readouterr().err
+    assert live_phones(sandbox) == {"15105550700", "15105550701"}
