@@ -90,6 +90,14 @@ def _message(error: ValidationError, path: Sequence[str | int], top_level: str) 
             f'phone "{value}" is not a phone number; write 7 to 15 digits with the country '
             'code and no "+", e.g. "15105551234"'
         )
+    if isinstance(last, int) and len(path) > 1 and path[-2] == "protect" and kind == "pattern":
+        # Phones are digits only; a pattern with "+", spaces or dashes matches nothing and
+        # would leave the contacts it was meant to guard unprotected.
+        return (
+            f'prune.protect pattern "{value}" can never match a phone; write digits as phones '
+            'are declared (country code, no "+", spaces or dashes), with *, ? and [0-9] as '
+            'wildcards, e.g. "1510555*"'
+        )
     if last == "phone" and kind == "type":
         return (
             f'"phone" must be a phone number in quotes, e.g. "15105551234", not {_kind_of(value)}'
