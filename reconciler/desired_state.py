@@ -224,6 +224,40 @@ def contact_files(contacts_dir: Path) -> list[Path]:
     return sorted(found, key=lambda path: path.relative_to(contacts_dir).as_posix())
 
 
+def _unread_link_problems(contacts_dir: Path, base: Path) -> list[Problem]:
+    """Symbolic links whose contacts ``contact_files`` cannot see: a contacts file whose
+    target is gone, and a directory (never followed, so ``export --force`` cannot delete
+    through it). Skipped silently, their contacts would look undeclared and be pruned."""
+    problems: list[Problem] = []
+    for path in sorted(contacts_dir.rglob("*")):
+        if not path.is_symlink() or any(
+            part.startswith(".") for part in path.relative_to(contacts_dir).parts
+        ):
+            continue
+        shown_as = display_path(path, base)
+        if path.is_dir():
+            problems.append(
+                Problem(
+                    shown_as,
+                    1,
+                    1,
+                    "is a symbolic link to a directory, which is not read; move its files "
+                    "into the contacts directory, or link each file",
+                )
+            )
+        elif path.suffix in YAML_SUFFIXES and not path.exists():
+            problems.append(
+                Problem(
+                    shown_as,
+                    1,
+                    1,
+                    "is a symbolic link to a file that does not exist; restore the file or "
+                    "remove the link",
+                )
+            )
+    return problems
+
+
 def _duplicate_problems(phones: Sequence[PhoneDeclaration]) -> list[Problem]:
     first_place: dict[str, str] = {}
     problems: list[Problem] = []
@@ -253,7 +287,8 @@ def load_desired_state(
             f'contacts directory "{shown_dir}" does not exist; create it or pass --contacts DIR'
         )
     files = contact_files(contacts_dir)
-    if not files:
+    link_problems = _unread_link_problems(contacts_dir, base)
+    if not files and not link_problems:
         raise InputNotFoundError(
             f'no *.yaml or *.yml files under "{shown_dir}"; add one '
             '(a file with "contacts: []" declares no contacts)'
@@ -261,7 +296,7 @@ def load_desired_state(
     digest = hashlib.sha256()
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
-    problems: list[Problem] = []
+    problems: list[Problem] = link_problems
     readable: list[tuple[bytes, str]] = []
     for path in files:
         shown_as = display_path(path, base)
