@@ -5,13 +5,14 @@ contacts files; relative paths in it are relative to the directory holding it.""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError, InputNotFoundError, Problem
 from reconciler.schemas import CONFIG_SCHEMA, schema_problems
-from reconciler.yaml_safety import load_yaml, read_capped
+from reconciler.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
 
 DEFAULT_CONFIG_FILE = "reconciler.yaml"
 DEFAULT_API_URL = "https://api.heymarket.com"
@@ -83,11 +84,32 @@ def load_config(path: Path | None, cwd: Path) -> Config:
     values: dict[str, Any] = {}
     if loaded is not None:
         problems, _ = schema_problems(CONFIG_SCHEMA, loaded, shown_as, "a mapping of settings")
+        problems += _not_a_number_problems(loaded, shown_as)
         if problems:
             raise ConfigError(sorted(problems, key=lambda p: (p.line, p.column)))
         assert isinstance(loaded.value, dict)
         values = loaded.value
     return _from_values(values, path, cwd)
+
+
+def _not_a_number_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
+    """Every ``.nan`` among the settings. The schema's bounds let NaN through (each comparison
+    with it is false), and a NaN prune.max_delete_percent would switch that cap off."""
+    problems: list[Problem] = []
+
+    def visit(value: object, path: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, (*path, str(key)))
+        elif isinstance(value, float) and math.isnan(value):
+            key_node, value_node = locate(loaded.root, path)
+            line, column = position(key_node or value_node)
+            problems.append(
+                Problem(shown_as, line, column, f'"{path[-1]}" must be a number, not .nan')
+            )
+
+    visit(loaded.value, ())
+    return problems
 
 
 def _from_values(values: dict[str, Any], source: Path, cwd: Path) -> Config:

@@ -17,6 +17,7 @@ message on one line and exits with its ``exit_code``.
     ├── SandboxError                 the sandbox server could not start (port, --db, --seed)
     ├── ScaffoldError                init could not write the scaffold (existing files, I/O)
     ├── ExportError                  export could not write (non-empty directory, I/O)
+    ├── FormatError                  fmt could not rewrite a contacts file (I/O)
     ├── LockHeldError                another apply/restore holds .reconciler/lock
     ├── BackupError                  a prune backup cannot be written or read
     ├── ApplyInterruptedError        exit 130: Ctrl-C, stopped cleanly between batches
@@ -168,6 +169,10 @@ class ScaffoldError(ReconcilerError):
 
 class ExportError(ReconcilerError):
     """``reconciler export`` could not write: the directory is not empty, or I/O failed."""
+
+
+class FormatError(ReconcilerError):
+    """``reconciler fmt`` could not rewrite a contacts file (read-only file or directory)."""
 
 
 class GuardRefusedError(ReconcilerError):

@@ -20,6 +20,7 @@ from ruamel.yaml.tokens import CommentToken
 
 from reconciler.atomic_files import write_atomically
 from reconciler.desired_state import contact_files, display_path, load_desired_state
+from reconciler.errors import FormatError
 from reconciler.model import CANONICAL_KEY_ORDER
 
 
@@ -166,7 +167,15 @@ def format_directory(contacts_dir: Path, cwd: Path, *, check: bool) -> FmtResult
         if formatted == text:
             unchanged += 1
             continue
-        changed.append(display_path(path, cwd))
+        shown = display_path(path, cwd)
         if not check:
-            write_atomically(path, formatted)
+            try:
+                write_atomically(path, formatted)
+            except OSError as error:
+                done = f" ({len(changed)} reformatted before it)" if changed else ""
+                raise FormatError(
+                    f"cannot rewrite {shown}: {error.strerror}{done}; make the file and its "
+                    "directory writable and run fmt again"
+                ) from None
+        changed.append(shown)
     return FmtResult(tuple(changed), unchanged)

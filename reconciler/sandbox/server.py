@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
-from reconciler.errors import SandboxError
+from reconciler.errors import SandboxError, one_line
 from reconciler.sandbox.faults import Faults, FaultSettingError, FaultSettings, RequestStats
 from reconciler.sandbox.store import ContactStore
 from reconciler.sandbox.wire import (
@@ -416,7 +416,20 @@ def load_seed_file(path: Path) -> list[Any]:
     except BadRequest as problem:
         raise SandboxError(f"seed file {path}: {problem}") from None
     except Exception as problem:  # any parser's error is a malformed file
-        raise SandboxError(f"seed file {path} is not valid JSON or YAML: {problem}") from None
+        raise SandboxError(
+            f"seed file {path} is not valid JSON or YAML: {_parse_problem(problem)}"
+        ) from None
+
+
+def _parse_problem(problem: Exception) -> str:
+    """A parser's complaint on one line, located (YAML parsers spread theirs over four)."""
+    if isinstance(problem, json.JSONDecodeError):
+        return f"line {problem.lineno}, column {problem.colno}: {problem.msg}"
+    mark = getattr(problem, "problem_mark", None)
+    text = one_line(str(getattr(problem, "problem", None) or problem))
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {text}"
+    return text
 
 
 def run_sandbox(

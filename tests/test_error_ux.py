@@ -1,0 +1,114 @@
+"""What a user meets when something is wrong: one line saying what happened and what to do,
+the right exit code, and no file left half-written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.cli import main
+from reconciler.errors import TransportError
+from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
+from tests.test_client_resilience import FakeClock, highest
+
+
+def test_a_host_that_never_answers_is_given_up_on_within_seconds() -> None:
+    # A blackholed or mistyped host: every connection attempt times out. Before, each of six
+    # attempts waited the whole 30 s read timeout: over three minutes to learn the URL is wrong.
+    clock = FakeClock()
+    connect_timeouts: list[float] = []
+
+    def unanswered(request: httpx.Request) -> httpx.Response:
+        connect_timeouts.append(request.extensions["timeout"]["connect"])
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    client = HeymarketClient(
+        "https://heymarket.test",
+        ApiKeyCredentials("key"),
+        transport=httpx.MockTransport(unanswered),
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+        uniform=highest,
+    )
+    with client, pytest.raises(TransportError, match="could not reach Heymarket"):
+        client.list_custom_fields()
+    worst_case_seconds = sum(connect_timeouts) + sum(clock.slept)
+    assert worst_case_seconds <= 45
+    assert len(connect_timeouts) >= 2  # one blip is still ridden out
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "contacts").mkdir()
+    (tmp_path / "contacts" / "a.yaml").write_text(
+        'contacts:\n  - first: Alice\n    phone: "15105551234"\n', encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    return tmp_path
+
+
+def test_a_nan_prune_percentage_is_a_config_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NaN passes every minimum/maximum check, and compared with it no prune is ever over
+    # the percentage cap: the guard would be off while the file looks like it sets one.
+    (project / "reconciler.yaml").write_text(
+        "prune:\n  max_delete_percent: .nan\n", encoding="utf-8"
+    )
+    assert main(["validate"]) == 1
+    assert 'reconciler.yaml:2:3: "max_delete_percent" must be a number, not .nan' in (
+        capsys.readouterr().out
+    )
+
+
+@pytest.fixture
+def unwritable(project: Path) -> Iterator[Path]:
+    """The contacts directory, made impossible to write into (even for root, by chattr)."""
+    directory = project / "contacts"
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        yield directory
+        directory.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(directory)]).returncode != 0:
+        pytest.skip("cannot make a directory read-only for root here")
+    try:
+        yield directory
+    finally:
+        subprocess.run([chattr, "-i", str(directory)], check=True)
+
+
+def test_fmt_into_a_read_only_directory_is_one_line_and_leaves_the_file(
+    unwritable: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (unwritable / "a.yaml").read_text(encoding="utf-8")
+    assert main(["fmt"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: cannot rewrite contacts/a.yaml:")
+    assert "make the file and its directory writable" in err
+    assert "unexpected" not in err and err.count("\n") == 1
+    assert (unwritable / "a.yaml").read_text(encoding="utf-8") == before
+
+
+def test_a_seed_file_that_does_not_parse_is_reported_on_one_line(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text('- phone: "15105551234"\n  first: [Alice\n', encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "reconciler", "sandbox", "--port", "0", "--seed", str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"Error: seed file {seed} is not valid JSON or YAML: line ")
+    assert run.stderr.count("\n") == 1
