@@ -295,8 +295,9 @@ def test_a_server_that_cannot_be_reached_is_reported_after_retries() -> None:
     )
     with client, pytest.raises(TransportError, match="could not reach Heymarket"):
         client.bulk_upsert(creates(1))
-    # Nothing reached the server, so even a write is retried.
-    assert client.request_count == 6
+    # Nothing reached the server, so even a write is retried (a few times: a server that
+    # refuses connections rarely accepts them seconds later).
+    assert client.request_count == 3
 
 
 def test_a_write_is_retried_when_the_connection_was_refused_then_succeeds() -> None:
