@@ -61,11 +61,6 @@ FIELDS_CREATE_PATH: Final = "/v1/contacts/fields"
 EPOCH: Final = "1970-01-01T00:00:00Z"
 RATE_LIMIT_BACKOFF: Final = BackoffPolicy(base=1.0, cap=30.0)
 FAILURE_BACKOFF: Final = BackoffPolicy(base=0.5, cap=30.0, max_attempts_on_failure=6)
-# A server that cannot be reached (refused, unknown host, no answer to the handshake) rarely
-# becomes reachable within seconds; a mistyped --api-url should fail in seconds, and an
-# unroutable host within about half a minute, not after minutes of patient retrying.
-CONNECT_TIMEOUT: Final = 10.0
-MAX_ATTEMPTS_UNREACHED: Final = 3
 
 T = TypeVar("T")
 
@@ -100,7 +95,7 @@ class DeleteResult:
 
 
 class _BatchTooLarge(Exception):
-    """The server answered 400 "too many contacts" for a batch."""
+    """The server refused a batch (400 or 413), perhaps for its size: split it and retry."""
 
     def __init__(self, error: ApiError) -> None:
         super().__init__(str(error))
@@ -144,15 +139,13 @@ class HeymarketClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=self._auth,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            timeout=httpx.Timeout(timeout),
             transport=transport,
             headers={"User-Agent": f"reconciler/{__version__}", "Accept": "application/json"},
         )
         # A bulk write of a full batch may take the server far longer than a read, and a
         # timeout there makes the outcome unknown (a re-read and a retry): wait longer.
-        self._write_timeout = httpx.Timeout(
-            timeout, connect=min(timeout, CONNECT_TIMEOUT), read=max(timeout, write_timeout)
-        )
+        self._write_timeout = httpx.Timeout(timeout, read=max(timeout, write_timeout))
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._uniform = uniform
@@ -204,7 +197,7 @@ class HeymarketClient:
 
         def send(batch: Sequence[str]) -> None:
             body = {"contact_channels": [{"channel_type": "phone", "channel_ids": list(batch)}]}
-            answer = self._call("POST", SEARCH_PATH, body, write=False)
+            answer = self._call("POST", SEARCH_PATH, body, write=False, batched=True)
             for contact in parse_contact_list(answer.body):
                 keep_newest(found, contact)
 
@@ -234,7 +227,9 @@ class HeymarketClient:
 
         def send(batch: Sequence[Mapping[str, Any]]) -> None:
             try:
-                answer = self._call("POST", BULK_PATH, {"contacts": list(batch)}, write=True)
+                answer = self._call(
+                    "POST", BULK_PATH, {"contacts": list(batch)}, write=True, batched=True
+                )
             except AmbiguousWriteError:
                 result.ambiguous.extend(batch)
                 return
@@ -260,7 +255,7 @@ class HeymarketClient:
         def send(batch: Sequence[str]) -> None:
             body = {"contact_channels": [{"channel_type": "id", "channel_ids": list(batch)}]}
             try:
-                answer = self._call("DELETE", BULK_PATH, body, write=True)
+                answer = self._call("DELETE", BULK_PATH, body, write=True, batched=True)
             except AmbiguousWriteError:
                 result.ambiguous.extend(batch)
                 return
@@ -278,14 +273,30 @@ class HeymarketClient:
     # -- listing -----------------------------------------------------------------------
 
     def _list_from(self, start: str) -> list[LiveContact]:
-        def fetch_page(request: PageRequest) -> list[LiveContact]:
-            # A whole account: typed fields only (~150 MB less at 100k contacts); whatever
-            # needs a full record (a prune backup) re-reads those contacts by search.
-            return parse_contact_list(
-                self._call("POST", LIST_PATH, request.body(), write=False).body, keep_raw=False
-            )
+        while True:
+            answered = False
 
-        return list_contacts(fetch_page, start, self.page_size)
+            def fetch_page(request: PageRequest) -> list[LiveContact]:
+                nonlocal answered
+                # Only the first page can tell that `limit` is over the server's largest
+                # (later ones ask for no more than it served); a refusal then is a smaller
+                # page size to try, as a silent cap would have been.
+                body = self._call(
+                    "POST",
+                    LIST_PATH,
+                    request.body(),
+                    write=False,
+                    batched=not answered and request.limit > 1,
+                ).body
+                answered = True
+                # A whole account: typed fields only (~150 MB less at 100k contacts); whatever
+                # needs a full record (a prune backup) re-reads those contacts by search.
+                return parse_contact_list(body, keep_raw=False)
+
+            try:
+                return list_contacts(fetch_page, start, self.page_size)
+            except _BatchTooLarge:
+                self.page_size = max(1, self.page_size // 2)
 
     # -- batching ----------------------------------------------------------------------
 
@@ -309,15 +320,18 @@ class HeymarketClient:
 
     # -- one request -------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: object, *, write: bool) -> _Answer:
-        """Send one request, retrying what is safe to retry; the JSON answer of a 2xx."""
+    def _call(
+        self, method: str, path: str, body: object, *, write: bool, batched: bool = False
+    ) -> _Answer:
+        """Send one request, retrying what is safe to retry; the JSON answer of a 2xx.
+        ``batched``: the body holds a batch the caller can split, so a 400 or 413 raises
+        ``_BatchTooLarge``."""
         waited = 0.0
         failures = 0
-        unreached = 0
         rate_limited = 0
         renewed_token = False
         while True:
-            outcome = self._send_once(method, path, body, write=write)
+            outcome = self._send_once(method, path, body, write=write, batched=batched)
             if isinstance(outcome, _Answer):
                 return outcome
             if outcome.expired_token:
@@ -332,11 +346,7 @@ class HeymarketClient:
                 policy, retry_number = RATE_LIMIT_BACKOFF, rate_limited - 1
             else:
                 failures += 1
-                unreached += outcome.unreached
-                if (
-                    failures >= FAILURE_BACKOFF.max_attempts_on_failure
-                    or unreached >= MAX_ATTEMPTS_UNREACHED
-                ):
+                if failures >= FAILURE_BACKOFF.max_attempts_on_failure:
                     raise outcome.problem
                 policy, retry_number = FAILURE_BACKOFF, failures - 1
             remaining = self._max_retry_wait - waited
@@ -352,7 +362,7 @@ class HeymarketClient:
             waited += delay
 
     def _send_once(
-        self, method: str, path: str, body: object, *, write: bool
+        self, method: str, path: str, body: object, *, write: bool, batched: bool
     ) -> _Answer | _Retryable:
         """One attempt: the answer, or what went wrong when trying again may help; raises
         when it cannot (a refusal, or a write whose outcome is unknown)."""
@@ -373,8 +383,7 @@ class HeymarketClient:
                 TransportError(
                     f"could not reach Heymarket at {self.base_url} ({_describe(error)}): "
                     "check --api-url / HEYMARKET_API_URL and the network"
-                ),
-                unreached=True,
+                )
             )
         except httpx.UnsupportedProtocol:
             raise TransportError(
@@ -436,6 +445,19 @@ class HeymarketClient:
                 ),
                 retry_after=self._retry_after(response),
             )
+        if batched and status in (400, 413):
+            # The largest batch is undocumented, and so is how a server says a batch is over
+            # it: a 413 (often a proxy's page, not JSON) or a 400 in words of its own. A
+            # refusal wrote nothing, so a smaller batch is a safe way to find out; a single
+            # item refused is the server's last word.
+            raise _BatchTooLarge(
+                ApiError(
+                    f"Heymarket refused {method} {path}: {error_body.message}",
+                    status=status,
+                    request_id=request_id,
+                    code=error_body.code,
+                )
+            )
         if not error_body.is_json:
             raise BadResponseError(
                 f"Heymarket answered {method} {path} with {error_body.message}: check that the "
@@ -449,8 +471,6 @@ class HeymarketClient:
             request_id=request_id,
             code=error_body.code,
         )
-        if _says_too_large(status, error_body.message):
-            raise _BatchTooLarge(refusal)
         raise refusal
 
     def _retry_after(self, response: httpx.Response) -> float | None:
@@ -485,8 +505,6 @@ class _Retryable:
     retry_after: float | None = None
     rate_limited: bool = False
     expired_token: bool = False
-    # Nothing reached the server: no connection could be made.
-    unreached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,17 +548,6 @@ def _quoted(text: str) -> str:
 
 def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
-def _says_too_large(status: int, message: str) -> bool:
-    """A batch over the server's limit. Our sandbox says 400 "too many contacts"; the limit and
-    its wording are undocumented, so a 413 or a 400 that speaks of a limit counts too."""
-    if status == 413:
-        return True
-    text = message.lower()
-    return status == 400 and any(
-        phrase in text for phrase in ("too many", "too large", "exceed", "maximum", "limit")
-    )
 
 
 def _json_body(response: httpx.Response, request_id: str | None) -> object:
