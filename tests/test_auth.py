@@ -86,7 +86,8 @@ def test_the_token_is_hs256_over_iss_and_iat_signed_with_id_and_key() -> None:
         algorithms=["HS256"],
         options={"verify_iat": False},
     )
-    assert claims == {"iss": SECRET_ID, "iat": 1_700_000_000}
+    # Dated back 30 s, for a server whose clock is behind this machine's.
+    assert claims == {"iss": SECRET_ID, "iat": 1_700_000_000 - 30}
     assert jwt.get_unverified_header(auth.token())["alg"] == "HS256"
 
 
@@ -94,13 +95,14 @@ def test_the_token_is_reused_then_renewed_a_minute_before_it_expires() -> None:
     now = [1_700_000_000.0]
     auth = BearerAuth(JwtCredentials(SECRET_ID, SECRET_KEY), wall_clock=lambda: now[0])
     first = auth.token()
-    now[0] += 239
+    # Its `iat` is 30 s back, so it expires 270 s from now: renewed 60 s before that.
+    now[0] += 209
     assert auth.token() == first
     now[0] += 1
     renewed = auth.token()
     assert renewed != first
     claims = jwt.decode(renewed, options={"verify_signature": False})
-    assert claims["iat"] == 1_700_000_240
+    assert claims["iat"] == 1_700_000_210 - 30
 
 
 def test_requests_carry_the_bearer_token() -> None:

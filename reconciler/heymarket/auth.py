@@ -24,6 +24,9 @@ API_KEY_VARIABLE = "HEYMARKET_API_KEY"
 # a slow request and a little clock skew.
 TOKEN_LIFETIME_SECONDS = 300
 TOKEN_RENEW_MARGIN_SECONDS = 60
+# A server whose clock runs a little behind ours refuses a token issued "in the future", as
+# strict JWT checks do: date `iat` this far back (the token then lives that much less).
+TOKEN_BACKDATE_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -120,8 +123,9 @@ class BearerAuth(httpx.Auth):
             now = int(self._wall_clock())
             renew_at = self._issued_at + TOKEN_LIFETIME_SECONDS - TOKEN_RENEW_MARGIN_SECONDS
             if force_renew or self._token is None or now >= renew_at:
-                self._token = sign_token(credentials, now)
-                self._issued_at = now
+                issued_at = now - TOKEN_BACKDATE_SECONDS
+                self._token = sign_token(credentials, issued_at)
+                self._issued_at = issued_at
             return self._token
 
     def renew(self) -> None:
