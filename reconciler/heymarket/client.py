@@ -61,6 +61,11 @@ FIELDS_CREATE_PATH: Final = "/v1/contacts/fields"
 EPOCH: Final = "1970-01-01T00:00:00Z"
 RATE_LIMIT_BACKOFF: Final = BackoffPolicy(base=1.0, cap=30.0)
 FAILURE_BACKOFF: Final = BackoffPolicy(base=0.5, cap=30.0, max_attempts_on_failure=6)
+# A server that cannot be reached (refused, unknown host, no answer to the handshake) rarely
+# becomes reachable within seconds; a mistyped --api-url should fail in seconds, and an
+# unroutable host within about half a minute, not after minutes of patient retrying.
+CONNECT_TIMEOUT: Final = 10.0
+MAX_ATTEMPTS_UNREACHED: Final = 3
 
 T = TypeVar("T")
 
@@ -139,13 +144,15 @@ class HeymarketClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=self._auth,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             transport=transport,
             headers={"User-Agent": f"reconciler/{__version__}", "Accept": "application/json"},
         )
         # A bulk write of a full batch may take the server far longer than a read, and a
         # timeout there makes the outcome unknown (a re-read and a retry): wait longer.
-        self._write_timeout = httpx.Timeout(timeout, read=max(timeout, write_timeout))
+        self._write_timeout = httpx.Timeout(
+            timeout, connect=min(timeout, CONNECT_TIMEOUT), read=max(timeout, write_timeout)
+        )
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._uniform = uniform
@@ -328,6 +335,7 @@ class HeymarketClient:
         ``_BatchTooLarge``."""
         waited = 0.0
         failures = 0
+        unreached = 0
         rate_limited = 0
         renewed_token = False
         while True:
@@ -346,7 +354,11 @@ class HeymarketClient:
                 policy, retry_number = RATE_LIMIT_BACKOFF, rate_limited - 1
             else:
                 failures += 1
-                if failures >= FAILURE_BACKOFF.max_attempts_on_failure:
+                unreached += outcome.unreached
+                if (
+                    failures >= FAILURE_BACKOFF.max_attempts_on_failure
+                    or unreached >= MAX_ATTEMPTS_UNREACHED
+                ):
                     raise outcome.problem
                 policy, retry_number = FAILURE_BACKOFF, failures - 1
             remaining = self._max_retry_wait - waited
@@ -383,7 +395,8 @@ class HeymarketClient:
                 TransportError(
                     f"could not reach Heymarket at {self.base_url} ({_describe(error)}): "
                     "check --api-url / HEYMARKET_API_URL and the network"
-                )
+                ),
+                unreached=True,
             )
         except httpx.UnsupportedProtocol:
             raise TransportError(
@@ -505,6 +518,8 @@ class _Retryable:
     retry_after: float | None = None
     rate_limited: bool = False
     expired_token: bool = False
+    # Nothing reached the server: no connection could be made.
+    unreached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
