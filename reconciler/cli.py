@@ -34,6 +34,7 @@ def contacts_option(function: F) -> F:
         "contacts_dir",
         type=click.Path(path_type=Path, file_okay=False),
         default=None,
+        metavar="DIR",
         help="Desired-state directory (default: the config's `contacts`, else contacts/).",
     )(function)
 
@@ -42,6 +43,7 @@ def api_url_option(function: F) -> F:
     return click.option(
         "--api-url",
         default=None,
+        metavar="URL",
         help="Heymarket API base URL (default: HEYMARKET_API_URL, then the config's api.url).",
     )(function)
 
@@ -116,6 +118,7 @@ def cli(context: click.Context, debug: bool) -> None:
     "--rate-limit",
     type=click.IntRange(min=0),
     default=0,
+    metavar="N",
     help="Answer 429 over N requests per minute (0: no limit).",
 )
 @click.option(
@@ -123,12 +126,14 @@ def cli(context: click.Context, debug: bool) -> None:
     "latency_ms",
     type=click.IntRange(min=0),
     default=0,
+    metavar="MS",
     help="Delay every API response by MS milliseconds.",
 )
 @click.option(
     "--fail-rate",
     type=click.FloatRange(0, 1),
     default=0.0,
+    metavar="0..1",
     help="Answer this fraction of API requests with a random 500.",
 )
 def sandbox(
@@ -325,6 +330,7 @@ def plan(
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
+    metavar="DIR",
     help="Directory to write into (default: the config's `contacts`, else contacts/).",
 )
 @click.option(
@@ -388,6 +394,7 @@ def lock_timeout_option(function: F) -> F:
         "--lock-timeout",
         type=click.FloatRange(min=0),
         default=10.0,
+        metavar="SECONDS",
         show_default=True,
         help="Seconds to wait for another apply/restore in this directory to finish.",
     )(function)
@@ -410,6 +417,7 @@ def lock_timeout_option(function: F) -> F:
     "--max-deletes",
     type=click.IntRange(min=0),
     default=None,
+    metavar="N",
     help="Allow up to N deletes in this run (replaces both prune caps).",
 )
 @mask_pii_option

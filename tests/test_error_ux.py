@@ -4,16 +4,18 @@ the right exit code, and no file left half-written."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 
-from reconciler.cli import main
+from reconciler.cli import cli, main
 from reconciler.errors import TransportError
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
 from tests.test_client_resilience import FakeClock, highest
@@ -112,3 +114,38 @@ def test_a_seed_file_that_does_not_parse_is_reported_on_one_line(tmp_path: Path)
     assert run.returncode == 1
     assert run.stderr.startswith(f"Error: seed file {seed} is not valid JSON or YAML: line ")
     assert run.stderr.count("\n") == 1
+
+
+def _reference_rows() -> dict[str, str]:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Reference", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        match = re.match(r"\| `(\w+)[^`]*` \| (.*?) \| ", line)
+        if match and match.group(1) != "command":
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "name", ["validate", "fmt", "plan", "apply", "export", "restore", "sandbox", "init"]
+)
+def test_the_reference_table_names_each_flag_as_help_does(name: str) -> None:
+    command = cli.commands[name]
+    row = _reference_rows()[name]
+    documented = dict(re.findall(r"`(--[\w-]+) ?([^`]*)`", row))
+    shown: dict[str, str] = {}
+    context = click.Context(command)
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name != "help":
+            flag = max(param.opts, key=len)
+            if param.is_flag:
+                shown[flag] = ""
+            elif isinstance(param.type, click.Choice):
+                shown[flag] = "\\|".join(map(str, param.type.choices))
+            else:
+                shown[flag] = param.make_metavar(context)
+    assert documented.keys() == shown.keys()
+    # --host and --port are documented by their defaults; every other value as --help names it.
+    for flag in documented.keys() - {"--host", "--port"}:
+        assert documented[flag] == shown[flag], flag
