@@ -3,6 +3,7 @@ the right exit code, and no file left half-written."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -149,3 +151,19 @@ def test_the_reference_table_names_each_flag_as_help_does(name: str) -> None:
     # --host and --port are documented by their defaults; every other value as --help names it.
     for flag in documented.keys() - {"--host", "--port"}:
         assert documented[flag] == shown[flag], flag
+
+
+def test_every_config_key_of_the_schema_is_in_the_reference() -> None:
+    root = Path(__file__).parent.parent
+    schema = json.loads((root / "schemas" / "config.schema.json").read_text(encoding="utf-8"))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+
+    def keys(properties: dict[str, Any], prefix: str) -> Iterator[str]:
+        for name, value in properties.items():
+            if value.get("type") == "object":
+                yield from keys(value["properties"], f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}"
+
+    missing = [key for key in keys(schema["properties"], "") if f"| `{key}` |" not in readme]
+    assert not missing
