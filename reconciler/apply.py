@@ -436,8 +436,14 @@ class Executor:
         unknown: set[str] = set()
         try:
             for batch in _chunks(confirmed, self.client.delete_batch_size):
-                result = self.client.bulk_delete([contact.uuid for contact in batch])
+                # Counted as sent before the call: the client may split the batch, and a
+                # part can go through before another part raises. The search that follows
+                # tells what is gone, so the journal has a line for every delete that was done.
+                in_flight = {contact.uuid for contact in batch}
                 sent.extend(batch)
+                unknown.update(in_flight)
+                result = self.client.bulk_delete([contact.uuid for contact in batch])
+                unknown.difference_update(in_flight)
                 unknown.update(result.ambiguous)
                 self.console.progress("Deleting contacts", len(sent), len(confirmed))
                 if self.interrupt.requested:
@@ -458,7 +464,7 @@ class Executor:
         for contact in sent:
             if contact.uuid in remaining:
                 reason = (
-                    "the delete request got no answer and the contact is still there"
+                    "the delete request got no usable answer and the contact is still there"
                     if contact.uuid in unknown
                     else "still present after the delete request answered ok"
                 )

@@ -5,12 +5,19 @@ a phone, contacts files that are silently not read."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
+from reconciler.console import Console
+from reconciler.errors import ReconcilerError
+from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.pipeline import Settings
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"
@@ -106,3 +113,50 @@ def test_a_symlinked_directory_of_contacts_is_an_error_not_skipped(
     assert main(["apply", "--auto-approve", "--prune"]) == 1
     assert "contacts/shared" in capsys.readouterr().err
     assert live_phones(sandbox) == {"15105550700", "15105550701"}
+
+
+def test_deletes_done_before_a_batch_fails_midway_are_journaled(
+    project: Path, sandbox: SandboxHandle
+) -> None:
+    owned(sandbox, "15105550800", "15105550801", "15105550802", "15105550803")
+    declare(project / "contacts", "15105550800")
+    # The server takes two deletes at a time, so the client splits the batch of three; the
+    # first half goes through, then the rate limit outlasts the client's patience.
+    sandbox.set_faults(bulk_cap=2)
+    deletes_sent = 0
+
+    def on_request(method: str, path: str) -> None:
+        nonlocal deletes_sent
+        if method == "DELETE":
+            deletes_sent += 1
+            if deletes_sent == 2:
+                sandbox.set_faults(rate_limit=1)
+        elif deletes_sent >= 2:
+            sandbox.set_faults(rate_limit=0)
+
+    def connect(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
+        return HeymarketClient(
+            settings.api_url,
+            credentials_from_env(environ),
+            on_request=on_request,
+            max_retry_wait=0.2,
+        )
+
+    printed: list[str] = []
+    console = Console(out=printed.append, err=printed.append, ask=input, stdin_is_tty=False)
+    with pytest.raises(ReconcilerError):
+        run_apply(
+            ApplyRequest(prune=True, auto_approve=True, max_deletes=3),
+            environ=os.environ,
+            cwd=project,
+            console=console,
+            connect_client=connect,
+        )
+    gone = {"15105550801", "15105550802", "15105550803"} - live_phones(sandbox)
+    assert gone, "the scenario needs a delete that went through before the failure"
+    journal = [
+        json.loads(line)
+        for line in (project / ".reconciler" / "journal.jsonl").read_text().splitlines()
+    ]
+    applied = {line["phone"] for line in journal if line["result"] == "applied"}
+    assert applied == gone
