@@ -266,6 +266,14 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
     """A saved plan from its decoded JSON; ``origin`` names the file in error messages."""
     again = f"Run `reconciler plan --out {origin}` again."
     if not isinstance(document, dict) or document.get("kind") != _KIND:
+        printed = isinstance(document, dict) and "kind" not in document
+        if printed and "format_version" in document and "changes" in document:
+            # `plan --format json > FILE` looks like a saved plan but lacks the live records
+            # and fingerprints that the staleness guard needs.
+            raise SavedPlanError(
+                f"{origin} is the output of `reconciler plan --format json`, which cannot be "
+                f"applied; save a plan with `reconciler plan --out {origin}` instead"
+            )
         raise SavedPlanError(f"{origin} is not a reconciler saved plan. {again}")
     version = document.get("saved_plan_format")
     if isinstance(version, int) and not isinstance(version, bool) and version > SAVED_PLAN_FORMAT:

@@ -20,6 +20,7 @@ import pytest
 from reconciler.cli import cli, main
 from reconciler.errors import TransportError
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
+from tests.sandbox_handle import SandboxHandle
 from tests.test_client_resilience import FakeClock, highest
 
 
@@ -167,3 +168,39 @@ def test_every_config_key_of_the_schema_is_in_the_reference() -> None:
 
     missing = [key for key in keys(schema["properties"], "") if f"| `{key}` |" not in readme]
     assert not missing
+
+
+def test_applying_the_json_printed_by_plan_says_to_save_it_with_out(
+    sandbox: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "contacts").mkdir()
+    (tmp_path / "contacts" / "a.yaml").write_text(
+        'contacts:\n  - phone: "15105551234"\n    first: Alice\n', encoding="utf-8"
+    )
+    env = {**os.environ, **sandbox.env()}
+    printed = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    (tmp_path / "plan.json").write_text(printed.stdout, encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", "plan.json", "--auto-approve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    saved = tmp_path / "plan.json"
+    assert run.stderr == (
+        f"Error: {saved} is the output of `reconciler plan --format json`, which cannot be "
+        f"applied; save a plan with `reconciler plan --out {saved}` instead\n"
+    )
+    assert sandbox.contacts() == []
