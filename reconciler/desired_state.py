@@ -224,18 +224,29 @@ def contact_files(contacts_dir: Path) -> list[Path]:
     return sorted(found, key=lambda path: path.relative_to(contacts_dir).as_posix())
 
 
-def _unread_link_problems(contacts_dir: Path, base: Path) -> list[Problem]:
-    """Symbolic links whose contacts ``contact_files`` cannot see: a contacts file whose
-    target is gone, and a directory (never followed, so ``export --force`` cannot delete
-    through it). Skipped silently, their contacts would look undeclared and be pruned."""
+def _unread_file_problems(contacts_dir: Path, base: Path) -> list[Problem]:
+    """What looks like contacts that ``contact_files`` cannot see: a contacts file whose link
+    target is gone, a linked directory (never followed, so ``export --force`` cannot delete
+    through it), a ``.YAML``/``.Yml`` file. Skipped silently, their contacts would look
+    undeclared and be pruned."""
     problems: list[Problem] = []
     for path in sorted(contacts_dir.rglob("*")):
-        if not path.is_symlink() or any(
-            part.startswith(".") for part in path.relative_to(contacts_dir).parts
-        ):
+        if any(part.startswith(".") for part in path.relative_to(contacts_dir).parts):
             continue
         shown_as = display_path(path, base)
-        if path.is_dir():
+        if path.suffix not in YAML_SUFFIXES and path.suffix.lower() in YAML_SUFFIXES:
+            problems.append(
+                Problem(
+                    shown_as,
+                    1,
+                    1,
+                    f"is not read: only *.yaml and *.yml files are; rename it to "
+                    f"{path.stem}{path.suffix.lower()}",
+                )
+            )
+        elif not path.is_symlink():
+            continue
+        elif path.is_dir():
             problems.append(
                 Problem(
                     shown_as,
@@ -287,8 +298,8 @@ def load_desired_state(
             f'contacts directory "{shown_dir}" does not exist; create it or pass --contacts DIR'
         )
     files = contact_files(contacts_dir)
-    link_problems = _unread_link_problems(contacts_dir, base)
-    if not files and not link_problems:
+    unread_problems = _unread_file_problems(contacts_dir, base)
+    if not files and not unread_problems:
         raise InputNotFoundError(
             f'no *.yaml or *.yml files under "{shown_dir}"; add one '
             '(a file with "contacts: []" declares no contacts)'
@@ -296,7 +307,7 @@ def load_desired_state(
     digest = hashlib.sha256()
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
-    problems: list[Problem] = link_problems
+    problems: list[Problem] = unread_problems
     readable: list[tuple[bytes, str]] = []
     for path in files:
         shown_as = display_path(path, base)

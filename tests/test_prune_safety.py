@@ -160,3 +160,15 @@ def test_deletes_done_before_a_batch_fails_midway_are_journaled(
     ]
     applied = {line["phone"] for line in journal if line["result"] == "applied"}
     assert applied == gone
+
+
+@pytest.mark.parametrize("name", ["Shared.YAML", "shared.Yml"])
+def test_a_contacts_file_with_an_upper_case_suffix_is_an_error_not_skipped(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    owned(sandbox, "15105550700", "15105550701")
+    declare(project / "contacts", "15105550700")
+    declare(project / "contacts", "15105550701", name=name)
+    assert main(["apply", "--auto-approve", "--prune"]) == 1
+    assert f"contacts/{name}" in capsys.readouterr().err
+    assert live_phones(sandbox) == {"15105550700", "15105550701"}
