@@ -98,6 +98,11 @@ def _message(error: ValidationError, path: Sequence[str | int], top_level: str) 
             'are declared (country code, no "+", spaces or dashes), with *, ? and [0-9] as '
             'wildcards, e.g. "1510555*"'
         )
+    if last == "url" and kind == "pattern":
+        return (
+            f'"url" {value!r} is not an http(s) URL; write it with its scheme, '
+            'e.g. "https://api.heymarket.com"'
+        )
     if last == "phone" and kind == "type":
         return (
             f'"phone" must be a phone number in quotes, e.g. "15105551234", not {_kind_of(value)}'

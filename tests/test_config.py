@@ -68,8 +68,8 @@ def test_every_problem_is_located(tmp_path: Path) -> None:
         'reconciler.yaml:2:3: "max_deletes": -1 is not allowed (-1 is less than the minimum of 0)',
         'reconciler.yaml:3:3: unknown key "max_delet_percent" '
         "(allowed: max_deletes, max_delete_percent, protect, backup_dir)",
-        "reconciler.yaml:5:3: \"url\": 'ftp://x' is not allowed "
-        "('ftp://x' does not match '^https?://[^\\\\s]+$')",
+        "reconciler.yaml:5:3: \"url\" 'ftp://x' is not an http(s) URL; write it with its "
+        'scheme, e.g. "https://api.heymarket.com"',
     ]
 
 

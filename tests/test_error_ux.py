@@ -204,3 +204,14 @@ def test_applying_the_json_printed_by_plan_says_to_save_it_with_out(
         f"applied; save a plan with `reconciler plan --out {saved}` instead\n"
     )
     assert sandbox.contacts() == []
+
+
+def test_an_api_url_without_its_scheme_says_how_to_write_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "reconciler.yaml").write_text("api:\n  url: api.heymarket.com\n", encoding="utf-8")
+    assert main(["validate"]) == 1
+    assert capsys.readouterr().out == (
+        "reconciler.yaml:2:3: \"url\" 'api.heymarket.com' is not an http(s) URL; write it with "
+        'its scheme, e.g. "https://api.heymarket.com"\n'
+    )
