@@ -149,9 +149,9 @@ class Handler(BaseHTTPRequestHandler):
         except jwt.PyJWTError:
             return False
         server_now = state.now().timestamp()
-        issued_at = claims["iat"]
+        issued_at = float(claims["iat"])
         # Strict: a token from the future is refused, and one older than 5 minutes.
-        return claims["iss"] == SECRET_ID and issued_at <= server_now <= issued_at + 300
+        return bool(claims["iss"] == SECRET_ID) and issued_at <= server_now <= issued_at + 300
 
     def _serve(self) -> None:
         state = self.server.state
@@ -408,3 +408,37 @@ def test_plan_apply_prune_export_restore_against_another_server(
     assert len(state.contacts) == 150
     restored = plan_json(capsys, "--contacts", "exported", "--prune")
     assert restored["summary"]["delete"] == 20
+
+
+def test_a_saved_plan_applies_once_and_is_refused_once_the_server_changed_a_contact(
+    project: Path, other: OtherHttpServer
+) -> None:
+    state = other.state
+    seed_app_contacts(state, 10)
+    declare(project, [{"phone": f"1415555{n:04d}", "last": "Adopted"} for n in range(10)])
+    assert main(["plan", "--out", "adopt.plan"]) == 0
+    assert main(["apply", "--auto-approve", "adopt.plan"]) == 0
+    assert all(contact.fields.get("last") == "Adopted" for contact in state.contacts.values())
+
+    declare(project, [{"phone": f"1415555{n:04d}", "last": "Renamed"} for n in range(10)])
+    assert main(["plan", "--out", "rename.plan"]) == 0
+    time.sleep(0.01)  # past the millisecond of the plan's reads (the other server has `rev`)
+    touched = next(iter(state.contacts.values()))
+    touched.fields["first"] = "Typed in the app meanwhile"
+    touched.rev += 1
+    touched.updated = state.now()
+    assert main(["apply", "--auto-approve", "rename.plan"]) == 3
+    assert not any(contact.fields.get("last") == "Renamed" for contact in state.contacts.values())
+
+
+def test_the_legacy_key_refused_by_a_server_that_requires_the_jwt_names_the_variable(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("HEYMARKET_SECRET_ID")
+    monkeypatch.delenv("HEYMARKET_SECRET_KEY")
+    monkeypatch.setenv("HEYMARKET_API_KEY", LEGACY_KEY)
+    declare(project, [{"phone": "14155550000"}])
+    assert main(["plan"]) == 1
+    error = capsys.readouterr().err
+    assert "HEYMARKET_API_KEY" in error and LEGACY_KEY not in error
+    assert "set HEYMARKET_SECRET_ID and HEYMARKET_SECRET_KEY instead" in error

@@ -30,7 +30,13 @@ from reconciler.errors import (
     ServerError,
     TransportError,
 )
-from reconciler.heymarket.auth import BearerAuth, Credentials, JwtCredentials
+from reconciler.heymarket.auth import (
+    SECRET_ID_VARIABLE,
+    SECRET_KEY_VARIABLE,
+    BearerAuth,
+    Credentials,
+    JwtCredentials,
+)
 from reconciler.heymarket.listing import keep_newest, list_contacts
 from reconciler.heymarket.pagination import PageRequest
 from reconciler.heymarket.parse import (
@@ -500,6 +506,12 @@ class HeymarketClient:
             advice = f"check {variables}"
             if isinstance(self._credentials, JwtCredentials):
                 advice += " and that this machine's clock is right (tokens live 5 minutes)"
+            else:
+                # Heymarket documents the team key as planned for deprecation.
+                advice += (
+                    f", or set {SECRET_ID_VARIABLE} and {SECRET_KEY_VARIABLE} instead "
+                    "(an account may no longer accept the legacy key)"
+                )
         else:
             text = f"Heymarket denied access with the credentials from {variables}"
             advice = f"check that the account behind {variables} may use the contacts API"
