@@ -302,6 +302,7 @@ def diff(
     owned_live_count = 0
     candidates: list[Delete] = []
     duplicated_owned: list[str] = []
+    opted_out_owned: list[str] = []
     for phone, live_contact in live_by_phone.items():
         copies = live_twice.get(phone, [live_contact])
         owned = [copy for copy in copies if differ.is_owned(copy)]
@@ -310,6 +311,11 @@ def diff(
             continue
         if len(copies) > 1:
             duplicated_owned.append(phone)
+            continue
+        if live_contact.is_opted_out:
+            # The contact is the account's record of a STOP: deleted, and declared again
+            # later, it would come back opted in.
+            opted_out_owned.append(phone)
             continue
         candidates.append(differ.delete(live_contact))
 
@@ -320,6 +326,15 @@ def diff(
                 Notice(
                     "is not declared but exists more than once in the account: not pruned. "
                     "Merge or delete the duplicates in Heymarket.",
+                    phone,
+                )
+            )
+        for phone in sorted(opted_out_owned):
+            differ.warnings.append(
+                Notice(
+                    "is not declared but has opted out: not pruned, so the account keeps the "
+                    "record of its opt-out (declared again later, it would come back opted "
+                    "in). Delete it in Heymarket if you must.",
                     phone,
                 )
             )

@@ -172,3 +172,23 @@ def test_a_contacts_file_with_an_upper_case_suffix_is_an_error_not_skipped(
     assert main(["apply", "--auto-approve", "--prune"]) == 1
     assert f"contacts/{name}" in capsys.readouterr().err
     assert live_phones(sandbox) == {"15105550700", "15105550701"}
+
+
+def test_an_opted_out_contact_is_never_pruned_so_its_opt_out_is_not_lost(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox.seed(
+        [
+            {"phone": "15105550800", "custom": {"Managed by": OWNER}},
+            {"phone": "15105550801", "custom": {"Managed by": OWNER}, "is_opted_out": True},
+            {"phone": "15105550802", "custom": {"Managed by": OWNER}},
+        ]
+    )
+    declare(project / "contacts", "15105550802")
+
+    assert main(["apply", "--auto-approve", "--prune"]) == 0
+    err = capsys.readouterr().err
+
+    # Deleted and declared again later, it would come back opted in: it stays.
+    assert live_phones(sandbox) == {"15105550801", "15105550802"}
+    assert "15105550801: is not declared but has opted out: not pruned" in err
