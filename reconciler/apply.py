@@ -21,6 +21,7 @@ Ctrl-C during the writes stops after the batch in flight, with the journal writt
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,8 +38,10 @@ from reconciler.errors import (
     EXIT_OK,
     AmbiguousWriteError,
     ApplyInterruptedError,
+    AuthenticationError,
     DesiredStateError,
     PruneMismatchError,
+    ReconcilerError,
     StalePlanError,
 )
 from reconciler.heymarket import HeymarketClient
@@ -299,9 +302,15 @@ class Executor:
         self, batch: Sequence[Create | Update], marker: Marker, intent: Mapping[str, str]
     ) -> list[Create | Update]:
         field_ids = self.field_ids
-        result = self.client.bulk_upsert(
-            [to_upsert_item(change, field_ids, marker) for change in batch]
-        )
+        try:
+            result = self.client.bulk_upsert(
+                [to_upsert_item(change, field_ids, marker) for change in batch]
+            )
+        except AuthenticationError:
+            raise
+        except ReconcilerError:
+            self._settle_interrupted_batch(batch, intent)
+            raise
         ambiguous_phones = {_item_phone(item) for item in result.ambiguous}
         failed_by_phone: dict[str, tuple[str, str]] = {}
         unmapped_failures = False
@@ -342,6 +351,28 @@ class Executor:
                 self._count(action)
         self.journal.append(entries)
         return ambiguous
+
+    def _settle_interrupted_batch(
+        self, batch: Sequence[Create | Update], intent: Mapping[str, str]
+    ) -> None:
+        """The client splits a batch the server calls too large, so a part of it may have
+        been written before another part failed: journal the batch as unknown, then let a
+        re-read confirm what the account holds. Nothing is claimed that was not seen."""
+        self.journal.append(
+            [
+                self.entry(
+                    intent[change.phone],
+                    change.phone,
+                    change.contact_id if isinstance(change, Update) else None,
+                    "ambiguous",
+                    "the batch stopped part-way",
+                )
+                for change in batch
+            ]
+        )
+        sources = {change.phone: str(change.source) for change in batch}
+        with contextlib.suppress(ReconcilerError):
+            self._resolve([change.phone for change in batch], intent, sources)
 
     def _count(self, action: str) -> None:
         if action == "create":

@@ -192,3 +192,52 @@ def test_an_opted_out_contact_is_never_pruned_so_its_opt_out_is_not_lost(
     # Deleted and declared again later, it would come back opted in: it stays.
     assert live_phones(sandbox) == {"15105550801", "15105550802"}
     assert "15105550801: is not declared but has opted out: not pruned" in err
+
+
+def test_creates_done_before_a_batch_fails_midway_are_journaled_and_nothing_more(
+    project: Path, sandbox: SandboxHandle
+) -> None:
+    phones = ["15105550900", "15105550901", "15105550902"]
+    declare(project / "contacts", *phones)
+    # The server takes two contacts a write, so the client splits the batch of three; the
+    # first half is written, then the rate limit outlasts the client's patience.
+    sandbox.set_faults(bulk_cap=2)
+    writes_sent = 0
+
+    def on_request(method: str, path: str) -> None:
+        nonlocal writes_sent
+        if (method, path) == ("POST", "/v2/contacts"):
+            writes_sent += 1
+            if writes_sent == 2:
+                sandbox.set_faults(rate_limit=1)
+        elif writes_sent >= 2:
+            sandbox.set_faults(rate_limit=0)
+
+    def connect(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
+        return HeymarketClient(
+            settings.api_url,
+            credentials_from_env(environ),
+            on_request=on_request,
+            max_retry_wait=0.2,
+        )
+
+    console = Console(out=print, err=print, ask=input, stdin_is_tty=False)
+    with pytest.raises(ReconcilerError):
+        run_apply(
+            ApplyRequest(auto_approve=True),
+            environ=os.environ,
+            cwd=project,
+            console=console,
+            connect_client=connect,
+        )
+    created = live_phones(sandbox)
+    assert created and created < set(phones), "the scenario needs a part-way failure"
+    journal = [
+        json.loads(line)
+        for line in (project / ".reconciler" / "journal.jsonl").read_text().splitlines()
+    ]
+    applied = {line["phone"] for line in journal if line["result"] == "applied"}
+    assert applied == created
+    # A rerun converges.
+    assert main(["apply", "--auto-approve"]) == 0
+    assert live_phones(sandbox) == set(phones)
