@@ -98,6 +98,11 @@ def _message(error: ValidationError, path: Sequence[str | int], top_level: str) 
             'are declared (country code, no "+", spaces or dashes), with *, ? and [0-9] as '
             'wildcards, e.g. "1510555*"'
         )
+    if last in ("owner", "marker_field") and kind == "pattern":
+        # Trimmed away by the server, a blank marker would own nothing, and every plan would
+        # show the same adoptions again.
+        example = "sales-team" if last == "owner" else "Managed by"
+        return f'"{last}" must not be blank; write a name, e.g. "{example}"'
     if last == "url" and kind == "pattern":
         return (
             f'"url" {value!r} is not an http(s) URL; write it with its scheme, '

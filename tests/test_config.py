@@ -73,6 +73,20 @@ def test_every_problem_is_located(tmp_path: Path) -> None:
     ]
 
 
+def test_a_blank_owner_or_marker_field_is_refused(tmp_path: Path) -> None:
+    # The server trims it to nothing: the repository would own no contact it writes, and every
+    # plan would show the same adoptions again.
+    (tmp_path / "reconciler.yaml").write_text(
+        'ownership:\n  owner: "  "\n  marker_field: " "\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, tmp_path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        'reconciler.yaml:2:3: "owner" must not be blank; write a name, e.g. "sales-team"',
+        'reconciler.yaml:3:3: "marker_field" must not be blank; write a name, e.g. "Managed by"',
+    ]
+
+
 def test_unsafe_yaml_in_config_is_refused(tmp_path: Path) -> None:
     (tmp_path / "reconciler.yaml").write_text(
         "output:\n  mask_pii: true\n  mask_pii: false\n", encoding="utf-8"
