@@ -45,6 +45,7 @@ from reconciler.errors import (
     StalePlanError,
 )
 from reconciler.heymarket import HeymarketClient
+from reconciler.heymarket.parse import phone_of
 from reconciler.journal import JOURNAL_FILE, Journal, JournalEntry, Result
 from reconciler.live_snapshot import Refresh
 from reconciler.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
@@ -125,21 +126,6 @@ class Tally:
 
     def summary(self, verb: str = "Apply", state: str = "complete") -> str:
         return f"{verb} {state}: {self.counts()}."
-
-
-def _item_phone(item: Mapping[str, Any]) -> str | None:
-    """The phone of a bulk-write item or answer record (``phone`` or its phone channel)."""
-    phone = item.get("phone")
-    if isinstance(phone, str | int) and not isinstance(phone, bool) and str(phone).strip():
-        return str(phone).strip().lstrip("+")
-    channels = item.get("contact_channels")
-    if isinstance(channels, list):
-        for channel in channels:
-            if isinstance(channel, Mapping) and channel.get("channel_type") == "phone":
-                channel_id = channel.get("channel_id")
-                if isinstance(channel_id, str | int) and str(channel_id).strip():
-                    return str(channel_id).strip().lstrip("+")
-    return None
 
 
 def _item_uuid(item: Mapping[str, Any]) -> str | None:
@@ -311,18 +297,18 @@ class Executor:
         except ReconcilerError:
             self._settle_interrupted_batch(batch, intent)
             raise
-        ambiguous_phones = {_item_phone(item) for item in result.ambiguous}
+        ambiguous_phones = {phone_of(item) for item in result.ambiguous}
         failed_by_phone: dict[str, tuple[str, str]] = {}
         unmapped_failures = False
         for failed in result.failed:
-            phone = _item_phone(failed.item)
+            phone = phone_of(failed.item)
             if phone is None:
                 unmapped_failures = True
             else:
                 failed_by_phone[phone] = (failed.code, failed.message)
         succeeded_ids: dict[str, str | None] = {}
         for record in result.succeeded:
-            phone = _item_phone(record)
+            phone = phone_of(record)
             if phone is not None:
                 succeeded_ids[phone] = _item_uuid(record)
 

@@ -6,18 +6,17 @@ be cached by content; ``load_desired_state`` adds what needs all files (duplicat
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from reconciler.collector import collector_paused
 from reconciler.errors import DesiredStateError, InputNotFoundError, Problem
 from reconciler.fast_parse import ContactRow, valid_contact_rows
 from reconciler.model import STANDARD_FIELDS, DesiredContact, SourceLocation
@@ -150,19 +149,6 @@ def _parse_missing(files: Sequence[tuple[bytes, str]]) -> list[ParsedFile | list
                 chunksize=max(1, len(files) // (workers * 4)),
             )
         )
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Building 100k small acyclic values makes the cyclic garbage collector rescan the
-    growing heap again and again (half the time of a cached load); none of it is garbage."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _problem_order(problem: Problem) -> tuple[int, int]:
@@ -320,7 +306,7 @@ def load_desired_state(
         digest.update(data)
         readable.append((data, shown_as))
     cache = ParseCache(cache_dir) if cache_dir is not None else None
-    with _collector_paused():
+    with collector_paused():
         for parsed in _parse_files(readable, cache):
             contacts.extend(parsed.contacts)
             phones.extend(parsed.phones)

@@ -19,16 +19,15 @@ of the API URL, so neither holds a credential."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 from reconciler.atomic_files import atomic_writer, private_directory
+from reconciler.collector import collector_paused
 from reconciler.errors import BadResponseError
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.parse import format_timestamp, parse_live_contact, parse_timestamp
@@ -101,7 +100,7 @@ def _read(path: Path, api_url: str) -> _Snapshot | None:
     """A header line, then one API record a line: read as a stream, so the file's text and
     its records are never all in memory beside the contacts made from them."""
     try:
-        with path.open(encoding="utf-8") as stream, _collector_paused():
+        with path.open(encoding="utf-8") as stream, collector_paused():
             header = json.loads(stream.readline())
             if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
                 return None
@@ -138,18 +137,6 @@ def _write(
                 stream.write(json.dumps(contact.record(), separators=(",", ":")) + "\n")
     except OSError:
         return  # only a slower next run
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    # As in desired_state: 100k small acyclic values, none of them garbage.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _url_digest(api_url: str) -> str:

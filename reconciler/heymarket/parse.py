@@ -118,12 +118,11 @@ def _tags(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _phone(record: Mapping[str, Any]) -> str:
+def phone_of(record: Mapping[str, Any]) -> str | None:
+    """The phone of a contact record or a bulk-write item: ``phone``, else its phone channel."""
     phone = record.get("phone")
-    if isinstance(phone, int) and not isinstance(phone, bool):
-        phone = str(phone)
-    if isinstance(phone, str) and phone.strip():
-        return phone.strip().lstrip("+")
+    if isinstance(phone, str | int) and not isinstance(phone, bool) and str(phone).strip():
+        return str(phone).strip().lstrip("+")
     channels = record.get("contact_channels")
     if isinstance(channels, list):
         for channel in channels:
@@ -131,7 +130,16 @@ def _phone(record: Mapping[str, Any]) -> str:
                 channel_id = channel.get("channel_id")
                 if isinstance(channel_id, str | int) and str(channel_id).strip():
                     return str(channel_id).strip().lstrip("+")
-    raise BadResponseError("contact without a phone number (neither `phone` nor a phone channel)")
+    return None
+
+
+def _phone(record: Mapping[str, Any]) -> str:
+    phone = phone_of(record)
+    if phone is None:
+        raise BadResponseError(
+            "contact without a phone number (neither `phone` nor a phone channel)"
+        )
+    return phone
 
 
 def parse_live_contact(record: object, *, keep_raw: bool = True) -> LiveContact:
