@@ -15,7 +15,6 @@ import json
 import math
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,30 +24,10 @@ import httpx
 
 from reconciler.apply import ApplyRequest, run_apply
 from reconciler.console import Console
+from reconciler.sandbox.launch import running_sandbox
 
 BATCH_LIMIT = 100
 WRITE_ROUTES = ("POST /v2/contacts", "DELETE /v2/contacts", "POST /v1/contacts/fields")
-
-
-def start_sandbox(api_key: str) -> tuple[subprocess.Popen[str], str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HEYMARKET_")}
-    environment["HEYMARKET_API_KEY"] = api_key
-    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        env=environment,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    prefix = "Sandbox listening on "
-    if not line.startswith(prefix):
-        process.kill()
-        raise SystemExit(f"the sandbox did not start: {line!r}")
-    return process, line.removeprefix(prefix).strip()
 
 
 def write_repository(root: Path, count: int) -> None:
@@ -68,8 +47,7 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=10_000)
     arguments = parser.parse_args()
     api_key = "bench-" + secrets.token_hex(8)
-    process, url = start_sandbox(api_key)
-    try:
+    with running_sandbox({"HEYMARKET_API_KEY": api_key}) as url:
         with tempfile.TemporaryDirectory() as directory:
             root = Path(directory)
             write_repository(root, arguments.contacts)
@@ -85,9 +63,6 @@ def main() -> int:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"}) as control:
             stats = control.get("/_sandbox/stats").json()
             stored = len(control.get("/_sandbox/contacts").json())
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     by_route: dict[str, int] = stats["by_route"]
     write_requests = sum(by_route.get(route, 0) for route in WRITE_ROUTES)
     expected = math.ceil(arguments.contacts / BATCH_LIMIT) + 1

@@ -11,49 +11,22 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import secrets
-import select
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
+from reconciler.sandbox.launch import running_sandbox
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 SEED_CHUNK = 10_000
 SHARED_SECOND_RUN = 500
 # The limiter would otherwise stretch a 100k listing over minutes by design (500 a minute is
 # Heymarket's limit); the wall time measured here is the client's and the sandbox's own.
 BENCH_REQUESTS_PER_MINUTE = 1_000_000
 HEYMARKET_REQUESTS_PER_MINUTE = 500
-
-
-def start_sandbox(api_key: str) -> tuple[subprocess.Popen[str], str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HEYMARKET_")}
-    environment["HEYMARKET_API_KEY"] = api_key
-    environment["PYTHONUNBUFFERED"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=environment,
-        text=True,
-        cwd=REPOSITORY,
-    )
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], 30)
-    line = process.stdout.readline() if ready else ""
-    prefix = "Sandbox listening on "
-    if not line.startswith(prefix):
-        process.kill()
-        raise SystemExit(f"the sandbox did not start: {line!r}")
-    return process, line.removeprefix(prefix).strip()
 
 
 def contacts_to_seed(count: int) -> list[dict[str, Any]]:
@@ -92,8 +65,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated account sizes")
     sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
     api_key = "bench-" + secrets.token_hex(12)
-    process, url = start_sandbox(api_key)
-    try:
+    with running_sandbox({"HEYMARKET_API_KEY": api_key}) as url:
         control = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=300
         )
@@ -112,9 +84,6 @@ def main() -> int:
             paced = max(elapsed, (math.ceil(requests / HEYMARKET_REQUESTS_PER_MINUTE) - 1) * 60)
             print(f"{count:>9,} {requests:>9,} {minimum:>8,} {elapsed:>9.2f}s {paced:>10.0f}s")
         control.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     return 0
 
 

@@ -21,6 +21,7 @@ Not a test: figures for the README, to compare between changes on the same machi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -49,6 +50,7 @@ from reconciler.pipeline import (
     resolve_settings,
 )
 from reconciler.render import RenderOptions, render_plan
+from reconciler.sandbox.launch import running_sandbox
 from reconciler.schemas import CONTACTS_SCHEMA, validator
 
 PAGE_CAP = 100
@@ -103,26 +105,6 @@ def write_files(root: Path, total: int, files: int) -> None:
         (root / "json" / f"{name}.json").write_text(
             json.dumps({"contacts": contacts}), encoding="utf-8"
         )
-
-
-def start_sandbox(api_key: str) -> tuple[subprocess.Popen[str], str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HEYMARKET_")}
-    environment["HEYMARKET_API_KEY"] = api_key
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        env=environment,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    prefix = "Sandbox listening on "
-    if not line.startswith(prefix):
-        process.kill()
-        raise SystemExit(f"the sandbox did not start: {line!r}")
-    return process, line.removeprefix(prefix).strip()
 
 
 def seed_account(control: httpx.Client, total: int) -> int:
@@ -227,7 +209,8 @@ def main() -> int:
     arguments = parser.parse_args()
     total, files = arguments.contacts, arguments.files
     api_key = "bench-" + secrets.token_hex(8)
-    sandbox, url = start_sandbox(api_key)
+    sandbox = contextlib.ExitStack()
+    url = sandbox.enter_context(running_sandbox({"HEYMARKET_API_KEY": api_key}))
     root = Path(tempfile.mkdtemp(prefix="plan-at-scale-"))
     control = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"})
     try:
@@ -284,8 +267,7 @@ def main() -> int:
         (_, _, _), after_apply = requests_of(control, lambda: run_cli(plan_args, root, cli_env))
     finally:
         control.close()
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        sandbox.close()
         shutil.rmtree(root, ignore_errors=True)
 
     listing_minimum = math.ceil(total / PAGE_CAP) + 1

@@ -45,6 +45,9 @@ DEFAULT_PAGE_SIZE: Final = 30
 BULK_WRITE_ROUTES: Final = frozenset({"POST /v2/contacts", "DELETE /v2/contacts"})
 CONTROL_PREFIX: Final = "/_sandbox/"
 
+# The first line the command prints; launch.py reads the URL from it.
+BANNER_PREFIX = "Sandbox listening on "
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -473,7 +476,7 @@ def run_sandbox(
     # Only what the sandbox made up is printed; credentials it was given are never echoed.
     exports += [f"{name}={value}" for name, value in values.items() if name in generated]
     kept = sorted(set(values) - generated)
-    print(f"Sandbox listening on {server.url}", file=out)
+    print(f"{BANNER_PREFIX}{server.url}", file=out)
     note = f"  # accepting {', '.join(kept)} from the environment" if kept else ""
     print(f"export {' '.join(exports)}{note}", file=out, flush=True)
     try:
