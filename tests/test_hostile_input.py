@@ -31,6 +31,7 @@ from reconciler.errors import DesiredStateError, ReconcilerError
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.auth import ApiKeyCredentials
 from reconciler.pipeline import Settings
+from tests.test_client_parse import record
 
 SHOWN_AS = "contacts/fuzz.yaml"
 PROBLEM_LINE = re.compile(r"^contacts/fuzz\.yaml:[1-9]\d*:[1-9]\d*: \S")
@@ -272,24 +273,6 @@ def test_validate_reports_a_hostile_file_as_one_located_line(
 
 
 # --- API answers -------------------------------------------------------------------------
-
-
-def record(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": 42,
-        "uuid": "5b1c-uuid",
-        "phone": "15105551234",
-        "first": "Alice",
-        "last": "Smith",
-        "display_name": "Alice Smith",
-        "email": "alice@example.com",
-        "is_opted_out": False,
-        "custom": {"7": "gold"},
-        "rev": 3,
-        "updated": "2025-03-01T12:00:00Z",
-    }
-    base.update(changes)
-    return base
 
 
 json_values = st.recursive(
