@@ -28,9 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.annotations import (
+    NOTHING_PLANNED,
+    STEP_SUMMARY_VARIABLE,
+    append_step_summary,
+    problem_report,
+)
 from reconciler.backup import write_backup
 from reconciler.config import Config
-from reconciler.console import Console, GracefulInterrupt, confirm
+from reconciler.console import Console, GracefulInterrupt, confirm, wants_color
 from reconciler.desired_state import DesiredState
 from reconciler.diff import DiffSettings, diff, is_protected
 from reconciler.errors import (
@@ -63,12 +69,6 @@ from reconciler.pipeline import (
     resolve_settings,
 )
 from reconciler.plan import Create, Delete, Marker, Plan, Update, check_prune_caps
-from reconciler.plan_command import (
-    STEP_SUMMARY_VARIABLE,
-    append_step_summary,
-    desired_state_report,
-    wants_color,
-)
 from reconciler.render import RenderOptions, render_plan
 from reconciler.saved_plan import (
     SavedPlan,
@@ -654,7 +654,7 @@ def _apply_locked(
     except DesiredStateError as error:
         if not error.problems:
             raise
-        console.err(desired_state_report(error))
+        console.err(problem_report(error.problems, NOTHING_PLANNED))
         return EXIT_ERROR
     config = settings.config
     saved = read_saved_plan(_absolute(request.plan_file, cwd)) if request.plan_file else None

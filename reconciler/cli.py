@@ -194,7 +194,7 @@ def init(directory: Path, force: bool) -> int:
 )
 def validate(config_file: Path | None, contacts_dir: Path | None, output_format: str | None) -> int:
     """Check the desired state (no network): every problem, each as FILE:LINE:COL: message."""
-    from reconciler.annotations import problem_lines, wants_github_annotations
+    from reconciler.annotations import problem_count, problem_lines, wants_github_annotations
     from reconciler.config import load_config
     from reconciler.desired_state import load_desired_state
     from reconciler.errors import DesiredStateError
@@ -209,13 +209,7 @@ def validate(config_file: Path | None, contacts_dir: Path | None, output_format:
             raise
         for line in problem_lines(error.problems, github=github):
             click.echo(line)
-        files = len({problem.path for problem in error.problems})
-        count = len(error.problems)
-        click.echo(
-            f"Found {count} problem{'s' if count != 1 else ''} "
-            f"in {files} file{'s' if files != 1 else ''}.",
-            err=True,
-        )
+        click.echo(f"{problem_count(error.problems)}.", err=True)
         return EXIT_ERROR
     files_count = len(state.files)
     click.echo(

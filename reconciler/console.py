@@ -7,13 +7,14 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from reconciler.errors import ApprovalRequiredError
 
+NO_COLOR_VARIABLE = "NO_COLOR"
 CONFIRM_QUESTION = "Do you want to apply these changes? Only 'yes' will be accepted:"
 
 
@@ -108,3 +109,9 @@ class GracefulInterrupt:
             yield self
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+def wants_color(*, no_color: bool, environ: Mapping[str, str], is_tty: bool) -> bool:
+    """Colour only on a terminal, and never with ``--no-color`` or a non-empty ``NO_COLOR``
+    (no-color.org): escape codes in a CI log or a piped file are noise."""
+    return is_tty and not no_color and not environ.get(NO_COLOR_VARIABLE)

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.annotations import problem_lines
+from reconciler.annotations import (
+    NOTHING_PLANNED,
+    STEP_SUMMARY_VARIABLE,
+    append_step_summary,
+    problem_report,
+)
+from reconciler.console import wants_color
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, DesiredStateError
 from reconciler.live_snapshot import Refresh
 from reconciler.pipeline import (
@@ -27,9 +33,6 @@ from reconciler.pipeline import (
 from reconciler.plan import Plan
 from reconciler.render import FORMATS, RenderOptions, render_plan
 from reconciler.saved_plan import SavedPlan, desired_state_digest, write_saved_plan
-
-STEP_SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
-NO_COLOR_VARIABLE = "NO_COLOR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +65,6 @@ class PlanOutcome:
     saved: SavedPlan | None = None
 
 
-def wants_color(*, no_color: bool, environ: Mapping[str, str], is_tty: bool) -> bool:
-    """Colour only on a terminal, and never with ``--no-color`` or a non-empty ``NO_COLOR``
-    (no-color.org): escape codes in a CI log or a piped file are noise."""
-    return is_tty and not no_color and not environ.get(NO_COLOR_VARIABLE)
-
-
 def render_options(
     request: PlanRequest, settings: Settings, environ: Mapping[str, str], *, is_tty: bool
 ) -> RenderOptions:
@@ -87,36 +84,6 @@ def plan_exit_code(plan: Plan, *, detailed: bool) -> int:
     return EXIT_OK
 
 
-def desired_state_report(error: DesiredStateError) -> str:
-    """Every problem as ``FILE:LINE:COL: message``, then a count; for stderr."""
-    files = len({problem.path for problem in error.problems})
-    count = len(error.problems)
-    lines = problem_lines(error.problems, github=False)
-    lines.append(
-        f"Found {count} problem{'s' if count != 1 else ''} in {files} "
-        f"file{'s' if files != 1 else ''}; nothing was planned and no request was made."
-    )
-    return "".join(f"{line}\n" for line in lines)
-
-
-def append_step_summary(markdown: str, environ: Mapping[str, str]) -> str:
-    """Append ``markdown`` to the GitHub job summary when ``GITHUB_STEP_SUMMARY`` names a
-    file. Returns a warning line for stderr when that fails: a summary is a convenience and
-    must not fail a plan that was made."""
-    target = environ.get(STEP_SUMMARY_VARIABLE, "").strip()
-    if not target:
-        return ""
-    try:
-        with Path(target).open("a", encoding="utf-8") as summary:
-            summary.write(markdown if markdown.endswith("\n") else markdown + "\n")
-    except OSError as error:
-        return (
-            f"Warning: could not append the plan to {STEP_SUMMARY_VARIABLE} ({target}): "
-            f"{error.strerror or error}.\n"
-        )
-    return ""
-
-
 def run_plan(
     request: PlanRequest, *, environ: Mapping[str, str], cwd: Path, stdout_is_tty: bool
 ) -> PlanOutcome:
@@ -134,7 +101,9 @@ def run_plan(
     except DesiredStateError as error:
         if not error.problems:
             raise
-        return PlanOutcome(stdout="", stderr=desired_state_report(error), exit_code=EXIT_ERROR)
+        return PlanOutcome(
+            stdout="", stderr=problem_report(error.problems, NOTHING_PLANNED), exit_code=EXIT_ERROR
+        )
 
     with connect(settings, environ, insecure=request.insecure) as client:
         live = fetch_live_state(
