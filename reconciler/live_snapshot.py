@@ -35,7 +35,6 @@ from reconciler.model import CustomField, LiveContact
 
 SNAPSHOT_FORMAT = 2
 Refresh = Literal["auto", "full"]
-REFRESH_CHOICES: tuple[Refresh, ...] = ("auto", "full")
 _LINES_PER_DECODE = 1000
 
 

@@ -1,5 +1,5 @@
-"""Plan changes as the bodies of Heymarket's bulk v2 endpoints (``POST /v2/contacts`` and
-``DELETE /v2/contacts``).
+"""Plan changes as the items of Heymarket's bulk v2 write (``POST /v2/contacts``); the
+delete body, a list of uuids, is the client's.
 
 Updates are partial: an item carries only the fields that change (``None`` clears one), and
 the API merges ``custom`` key by key. Every item carries the ownership marker, so whatever
@@ -7,10 +7,10 @@ apply writes is owned by this repository afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from reconciler.plan import Create, Delete, Marker, Update
+from reconciler.plan import Create, Marker, Update
 
 
 def _field_id(title: str, field_ids: Mapping[str, str]) -> str:
@@ -41,12 +41,3 @@ def to_upsert_item(
     custom[_field_id(marker.field_title, field_ids)] = marker.owner
     item["custom"] = custom
     return item
-
-
-def to_delete_body(deletes: Sequence[Delete]) -> dict[str, Any]:
-    """The body of ``DELETE /v2/contacts`` for these contacts (by their v2 UUID)."""
-    return {
-        "contact_channels": [
-            {"channel_type": "id", "channel_ids": [delete.contact_id for delete in deletes]}
-        ]
-    }

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from reconciler.diff import DiffSettings, diff
 from reconciler.errors import EXIT_REFUSED, PruneCapExceededError
 from reconciler.model import LiveContact
-from reconciler.payload import to_delete_body, to_upsert_item
+from reconciler.payload import to_upsert_item
 from reconciler.plan import Create, Update, check_prune_caps
 from tests.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, SETTINGS, TIER_ID
 from tests.test_diff import desired as declared
@@ -172,22 +172,6 @@ def test_item_for_a_field_not_created_yet_is_refused() -> None:
 
     with pytest.raises(ValueError, match="'Region' has no id"):
         to_upsert_item(create, FIELD_IDS, plan.marker)
-
-
-def test_delete_body_names_the_v2_ids() -> None:
-    plan = plan_with_deletes(2)
-
-    assert to_delete_body(plan.deletes) == {
-        "contact_channels": [
-            {
-                "channel_type": "id",
-                "channel_ids": [
-                    "00000000-0000-4000-8000-000000000000",
-                    "00000000-0000-4000-8000-000000000001",
-                ],
-            }
-        ]
-    }
 
 
 def _store_the_way_the_server_does(contact: LiveContact, item: dict[str, Any]) -> LiveContact:

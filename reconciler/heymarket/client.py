@@ -5,7 +5,10 @@ Retries: reads (list, search, count, field definitions) are retried after 429, 5
 timeouts and dropped connections. Writes are retried only when the request certainly did
 not reach the server (a refused connection, a 429); after a timeout, a 5xx or a dropped
 connection once the body was sent, the items are reported as *ambiguous* and never re-sent
-blindly, because a second create would duplicate the contact. The caller re-reads them."""
+blindly, because a second create would duplicate the contact. The caller re-reads them.
+
+429s are retried for up to ``max_retry_wait`` seconds of waiting (default 120): Heymarket
+counts requests per minute, so 429s can follow one another until the window rolls over."""
 
 from __future__ import annotations
 
@@ -98,11 +101,6 @@ class DeleteResult:
 
     deleted: list[str] = field(default_factory=list)
     ambiguous: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> list[str]:
-        """The uuids the server answered "ok" for (the API's own word)."""
-        return self.deleted
 
 
 class _BatchTooLarge(Exception):

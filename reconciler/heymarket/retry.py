@@ -7,22 +7,16 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Heymarket counts requests per minute, so a 429 can repeat until the window rolls over:
-# the retry budget must cover at least a whole window.
-MIN_RATE_LIMIT_BUDGET_SECONDS = 60.0
-
 
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
     """Exponential backoff with full jitter: wait a random time in [0, min(cap, base * 2^n)).
 
-    ``max_total_wait`` bounds the waiting of one call across all its retries;
     ``max_attempts_on_failure`` bounds retries of 5xx and connection errors, which a longer
     wait rarely cures (429s are bounded by the wait budget alone)."""
 
     base: float = 0.5
     cap: float = 30.0
-    max_total_wait: float = 120.0
     max_attempts_on_failure: int = 8
 
     def delay(self, retry_number: int, uniform: Callable[[float, float], float]) -> float:
