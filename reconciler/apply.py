@@ -50,7 +50,7 @@ from reconciler.errors import (
     ReconcilerError,
     StalePlanError,
 )
-from reconciler.heymarket import HeymarketClient
+from reconciler.heymarket import FailedItem, HeymarketClient, UpsertResult
 from reconciler.heymarket.parse import phone_of
 from reconciler.journal import JOURNAL_FILE, Journal, JournalEntry, Result
 from reconciler.live_snapshot import Refresh
@@ -59,6 +59,7 @@ from reconciler.masking import mask_phone
 from reconciler.model import CustomField, DesiredContact, LiveContact
 from reconciler.normalize import custom_value_text, normalize_text
 from reconciler.payload import to_upsert_item
+from reconciler.phones import canonical_phone
 from reconciler.pipeline import (
     Settings,
     cache_directory,
@@ -133,6 +134,50 @@ def _item_uuid(item: Mapping[str, Any]) -> str | None:
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
+def _match_answer(
+    batch: Sequence[Create | Update], result: UpsertResult
+) -> dict[str, FailedItem | str | None]:
+    """What the answer says of each change of the batch, by phone: the refusal, or the uuid
+    it was stored under (``None`` when the answer gave none). A change is in the result only
+    when exactly one answer item names its phone (canonically), and, for an update, names no
+    other contact id; a change the answer does not account for that way is left out, so the
+    caller re-reads it instead of trusting a guess."""
+    sent = {change.phone: change for change in batch}
+    updated_phone = {
+        change.contact_id: change.phone for change in batch if isinstance(change, Update)
+    }
+
+    def sent_phone(item: Mapping[str, Any]) -> str | None:
+        phone = phone_of(item)
+        if phone is None:
+            phone = updated_phone.get(_item_uuid(item) or "")
+        return phone if phone in sent else None
+
+    claims: dict[str, list[FailedItem | str | None]] = {}
+    for item in result.ambiguous:
+        phone = sent_phone(item)
+        if phone is not None:
+            claims.setdefault(phone, []).extend([None, None])  # never a single claim
+    for failed in result.failed:
+        phone = sent_phone(failed.item)
+        if phone is not None:
+            claims.setdefault(phone, []).append(failed)
+    for record in result.succeeded:
+        phone = sent_phone(record)
+        if phone is not None:
+            claims.setdefault(phone, []).append(_item_uuid(record))
+    outcomes: dict[str, FailedItem | str | None] = {}
+    for phone, said in claims.items():
+        if len(said) != 1:
+            continue
+        (outcome,) = said
+        change = sent[phone]
+        if isinstance(change, Update) and isinstance(outcome, str) and outcome != change.contact_id:
+            continue
+        outcomes[phone] = outcome
+    return outcomes
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), max(1, size)):
         yield items[start : start + size]
@@ -173,6 +218,8 @@ class Executor:
         self.desired = desired
         self.settings = settings
         self.tally = Tally()
+        # Phones this run creates or updates: with the declared ones, never deleted.
+        self.upserted_phones: set[str] = set()
 
     # -- journal -----------------------------------------------------------------------
 
@@ -247,6 +294,7 @@ class Executor:
         re-diffing those phones, at most ``MAX_RESOLVE_ROUNDS`` times."""
         if not changes:
             return
+        self.upserted_phones.update(change.phone for change in changes)
         intent = {change.phone: change.action for change in changes}
         sources = {change.phone: str(change.source) for change in changes}
         pending: list[Create | Update] = list(changes)
@@ -297,43 +345,26 @@ class Executor:
         except ReconcilerError:
             self._settle_interrupted_batch(batch, intent)
             raise
-        ambiguous_phones = {phone_of(item) for item in result.ambiguous}
-        failed_by_phone: dict[str, tuple[str, str]] = {}
-        unmapped_failures = False
-        for failed in result.failed:
-            phone = phone_of(failed.item)
-            if phone is None:
-                unmapped_failures = True
-            else:
-                failed_by_phone[phone] = (failed.code, failed.message)
-        succeeded_ids: dict[str, str | None] = {}
-        for record in result.succeeded:
-            phone = phone_of(record)
-            if phone is not None:
-                succeeded_ids[phone] = _item_uuid(record)
-
+        outcomes = _match_answer(batch, result)
         entries: list[JournalEntry] = []
         ambiguous: list[Create | Update] = []
         for change in batch:
             action = intent[change.phone]
             known_id = change.contact_id if isinstance(change, Update) else None
-            if change.phone in ambiguous_phones or (
-                unmapped_failures
-                and change.phone not in succeeded_ids
-                and change.phone not in failed_by_phone
-            ):
+            outcome = outcomes.get(change.phone)
+            if outcome is None:
+                # Not accounted for by an answer item we could match to it: it may or may
+                # not have been written. Only a re-read can tell; it is never "applied".
                 ambiguous.append(change)
                 entries.append(self.entry(action, change.phone, known_id, "ambiguous"))
-            elif change.phone in failed_by_phone:
-                code, message = failed_by_phone[change.phone]
-                reason = f"{code}: {message}"
+            elif isinstance(outcome, FailedItem):
+                reason = f"{outcome.code}: {outcome.message}"
                 entries.append(self.entry(action, change.phone, known_id, "failed", reason))
                 self.tally.failures.append(
                     Failure(action, change.phone, str(change.source), reason)
                 )
             else:
-                contact_id = succeeded_ids.get(change.phone) or known_id
-                entries.append(self.entry(action, change.phone, contact_id, "applied"))
+                entries.append(self.entry(action, change.phone, outcome or known_id, "applied"))
                 self._count(action)
         self.journal.append(entries)
         return ambiguous
@@ -413,6 +444,7 @@ class Executor:
     def prune(self, deletes: Sequence[Delete], backup_dir: Path, marker: Marker) -> None:
         """Delete the plan's contacts: re-read them (each must be unchanged and owned), back
         them up durably, delete, then verify they are gone."""
+        deletes = self._undeclared(deletes)
         if not deletes:
             return
         current = {
@@ -422,7 +454,17 @@ class Executor:
         confirmed: list[LiveContact] = []
         for delete in deletes:
             live = current.get(delete.contact_id)
-            if live is None:
+            if live is not None and live.phone != delete.phone:
+                self.tally.failures.append(
+                    Failure(
+                        "delete",
+                        delete.phone,
+                        f"contact {delete.contact_id}",
+                        "the account now answers it with another phone: not deleted. "
+                        "Run plan again and review it",
+                    )
+                )
+            elif live is None:
                 self.tally.notes.append(
                     f"delete {delete.phone}: already gone from the account; nothing to do."
                 )
@@ -468,6 +510,32 @@ class Executor:
         finally:
             self._verify_deleted(sent, unknown, backup)
         self._stop_if_interrupted()
+
+    def _undeclared(self, deletes: Sequence[Delete]) -> list[Delete]:
+        """The deletes whose phone is neither declared nor written by this run. The diff
+        never plans such a delete; this is the last check before a permanent one, so no
+        way of building a plan (a saved file, a spelling of a phone) can get past it."""
+        kept: list[Delete] = []
+        for delete in deletes:
+            phones = {delete.phone, delete.live.phone}
+            if any(
+                canonical_phone(phone) is None
+                or phone in self.desired
+                or phone in self.upserted_phones
+                for phone in phones
+            ):
+                self.tally.failures.append(
+                    Failure(
+                        "delete",
+                        delete.phone,
+                        f"contact {delete.contact_id}",
+                        "its phone is declared or written by this run, or is not a phone "
+                        "number: never deleted. Run plan again and review it",
+                    )
+                )
+            else:
+                kept.append(delete)
+        return kept
 
     def _verify_deleted(self, sent: Sequence[LiveContact], unknown: set[str], backup: Path) -> None:
         """The delete endpoint only says "ok": search for each contact and journal what is

@@ -30,6 +30,7 @@ from reconciler.model import (
     StandardValue,
 )
 from reconciler.normalize import custom_value_text, normalize_email, normalize_text
+from reconciler.phones import is_canonical_phone
 from reconciler.plan import (
     Change,
     Create,
@@ -303,6 +304,7 @@ def diff(
     candidates: list[Delete] = []
     duplicated_owned: list[str] = []
     opted_out_owned: list[str] = []
+    unreadable_owned: list[str] = []
     for phone, live_contact in live_by_phone.items():
         copies = live_twice.get(phone, [live_contact])
         owned = [copy for copy in copies if differ.is_owned(copy)]
@@ -311,6 +313,10 @@ def diff(
             continue
         if len(copies) > 1:
             duplicated_owned.append(phone)
+            continue
+        if not is_canonical_phone(phone):
+            # No declared phone can ever equal it, so "not declared" proves nothing.
+            unreadable_owned.append(phone)
             continue
         if live_contact.is_opted_out:
             # The contact is the account's record of a STOP: deleted, and declared again
@@ -336,6 +342,14 @@ def diff(
                     "record of its opt-out (declared again later, it would come back opted "
                     "in). Delete it in Heymarket if you must.",
                     phone,
+                )
+            )
+        for phone in sorted(unreadable_owned):
+            differ.warnings.append(
+                Notice(
+                    "is not a phone number the tool can read: not pruned, since no declared "
+                    "phone can match it. Fix or delete the contact in Heymarket.",
+                    ascii(phone)[1:-1],
                 )
             )
         problem = prune_cap_problem(

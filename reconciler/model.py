@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.normalize import CustomValue
+from reconciler.phones import is_canonical_phone
 
 # The standard contact fields a desired-state file may manage, in canonical order
 # (``phone`` first, ``custom`` last, as ``fmt`` writes them).
@@ -43,6 +44,12 @@ class DesiredContact:
     fields: Mapping[str, StandardValue]
     custom: Mapping[str, CustomValue]
     source: SourceLocation
+
+    def __post_init__(self) -> None:
+        # The identity that prune compares: a declared contact with any other spelling of
+        # its phone would look undeclared, and its live contact would be deleted.
+        if not is_canonical_phone(self.phone):
+            raise ValueError(f"declared phone {self.phone!r} is not canonical ({self.source})")
 
 
 @dataclass(frozen=True, slots=True)

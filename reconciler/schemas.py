@@ -13,7 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from reconciler.errors import Problem
-from reconciler.phones import canonical_phone
+from reconciler.phones import PhoneProblem, declared_phone
 from reconciler.yaml_safety import LoadedYaml, locate, position
 
 CONTACTS_SCHEMA = "contacts.schema.json"
@@ -83,13 +83,9 @@ def _message(error: ValidationError, path: Sequence[str | int], top_level: str) 
     value = error.instance
     last = path[-1] if path else None
     if last == "phone" and isinstance(value, str) and kind == "pattern":
-        canonical = canonical_phone(value)
-        if canonical is not None:
-            return f'phone "{value}" is not in canonical form; write "{canonical}"'
-        return (
-            f'phone "{value}" is not a phone number; write 7 to 15 digits with the country '
-            'code and no "+", e.g. "15105551234"'
-        )
+        problem = declared_phone(value)
+        if isinstance(problem, PhoneProblem):
+            return problem.message
     if isinstance(last, int) and len(path) > 1 and path[-2] == "protect" and kind == "pattern":
         # Phones are digits only; a pattern with "+", spaces or dashes matches nothing and
         # would leave the contacts it was meant to guard unprotected.

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.desired_state import load_desired_state, parse_file
 from reconciler.errors import DesiredStateError, InputNotFoundError
-from reconciler.phones import canonical_phone
+from reconciler.phones import PhoneProblem, declared_phone
 from reconciler.yaml_safety import MAX_FILE_BYTES
 
 
@@ -290,19 +290,38 @@ def test_parse_file_is_a_pure_function_of_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "canonical"),
+    ("raw", "suggestion"),
     [
         ("+1 510-555-1234", "15105551234"),
         ("(510) 555.1234", "5105551234"),
-        ("15105551234", "15105551234"),
         ("+44 20 7946 0301", "442079460301"),
         ("555-12", None),
         ("call me", None),
         ("1510555123412345", None),
+        # Not spellings of a phone: no guess at what was meant.
+        ("14155550101\n", "14155550101"),
+        ("\t14155550101", "14155550101"),
+        ("1415555\n0101", None),
+        ("14155550101.0", None),
+        ("1.4155550101e10", None),
+        ("+1  510 555 1234", None),
+        ("\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0661", None),
     ],
 )
-def test_canonical_phone(raw: str, canonical: str | None) -> None:
-    assert canonical_phone(raw) == canonical
+def test_a_declared_phone_that_is_not_canonical_is_refused_with_a_safe_suggestion(
+    raw: str, suggestion: str | None
+) -> None:
+    problem = declared_phone(raw)
+    assert isinstance(problem, PhoneProblem)
+    assert problem.suggestion == suggestion
+    if suggestion is not None:
+        assert f'write "{suggestion}"' in problem.message
+    else:
+        assert "write" in problem.message and 'write "1' not in problem.message
+
+
+def test_a_canonical_phone_is_its_own_identity() -> None:
+    assert declared_phone("15105551234") == "15105551234"
 
 
 def test_example_contacts_directory_is_valid() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.errors import BadResponseError
 from reconciler.model import CustomField, LiveContact
 from reconciler.normalize import CustomValue
+from reconciler.phones import answered_phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,28 +119,35 @@ def _tags(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def phone_of(record: Mapping[str, Any]) -> str | None:
-    """The phone of a contact record or a bulk-write item: ``phone``, else its phone channel."""
+def _raw_phone(record: Mapping[str, Any]) -> object:
+    """The phone value of a record or a bulk-write item: ``phone``, else its phone channel."""
     phone = record.get("phone")
-    if isinstance(phone, str | int) and not isinstance(phone, bool) and str(phone).strip():
-        return str(phone).strip().lstrip("+")
+    if phone is not None and phone != "":
+        return phone
     channels = record.get("contact_channels")
     if isinstance(channels, list):
         for channel in channels:
             if isinstance(channel, Mapping) and channel.get("channel_type") == "phone":
-                channel_id = channel.get("channel_id")
-                if isinstance(channel_id, str | int) and str(channel_id).strip():
-                    return str(channel_id).strip().lstrip("+")
+                return channel.get("channel_id")
     return None
 
 
+def phone_of(record: Mapping[str, Any]) -> str | None:
+    """The canonical phone of a contact record or a bulk-write item, or ``None`` when it has
+    none that is a phone (see ``phones.answered_phone``)."""
+    return answered_phone(_raw_phone(record))
+
+
 def _phone(record: Mapping[str, Any]) -> str:
-    phone = phone_of(record)
-    if phone is None:
-        raise BadResponseError(
-            "contact without a phone number (neither `phone` nor a phone channel)"
-        )
-    return phone
+    """A live contact's phone: canonical when it can be; otherwise the text as answered, which
+    matches no declared phone and which prune never deletes (see ``diff``)."""
+    raw = _raw_phone(record)
+    phone = answered_phone(raw)
+    if phone is not None:
+        return phone
+    if isinstance(raw, str | int) and not isinstance(raw, bool) and str(raw).strip():
+        return str(raw)
+    raise BadResponseError("contact without a phone number (neither `phone` nor a phone channel)")
 
 
 def parse_live_contact(record: object, *, keep_raw: bool = True) -> LiveContact:

@@ -1,0 +1,279 @@
+"""One number, one identity: no spelling of a phone in a contacts file, and no answer of a
+server, can make apply --prune delete a contact that is declared.
+
+The defect this guards against: ``phone: "14155550101\\n"`` passed the schema (its pattern
+was anchored with ``$``, which matches before a final newline), the plan showed a create
+*and* a delete of the same number, the server refused the create as a duplicate of the
+phone without the newline, that refusal was not matched to the declared phone, and prune
+deleted the live contact."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.apply import ApplyRequest, run_apply
+from reconciler.cli import main
+from reconciler.console import Console
+from reconciler.desired_state import parse_file
+from reconciler.diff import DiffSettings, diff
+from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.model import CustomField, LiveContact
+from reconciler.pipeline import Settings
+from reconciler.schemas import load_schema
+from tests.sandbox_handle import SandboxHandle
+
+OWNER = "team-a"
+CONFIG = f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 25\n  max_delete_percent: 50\n"
+PHONE = "14155550101"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> Path:
+    (tmp_path / "contacts").mkdir()
+    (tmp_path / "reconciler.yaml").write_text(CONFIG, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    return tmp_path
+
+
+def owned_account(sandbox: SandboxHandle, count: int = 30) -> list[str]:
+    phones = [PHONE, *(f"1415555{n:04d}" for n in range(200, 200 + count - 1))]
+    sandbox.seed([{"phone": phone, "custom": {"Managed by": OWNER}} for phone in phones])
+    return phones
+
+
+def live_phones(sandbox: SandboxHandle) -> set[str]:
+    return {record["phone"] for record in sandbox.contacts()}
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        'phone: "14155550101\\n"',
+        "phone: |\n      14155550101",
+        'phone: "14155550101\\t"',
+        'phone: " 14155550101"',
+        'phone: "\\u200b14155550101"',
+        'phone: "\\uff11\\uff14\\uff11\\uff15\\uff15\\uff15\\uff15\\uff10\\uff11\\uff10\\uff11"',
+    ],
+)
+def test_a_phone_spelled_with_an_invisible_extra_is_refused_and_nothing_is_deleted(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], written: str
+) -> None:
+    phones = owned_account(sandbox)
+    others = "".join(f'  - phone: "{phone}"\n' for phone in phones[1:])
+    (project / "contacts" / "a.yaml").write_text(
+        f"contacts:\n  - {written}\n{others}", encoding="utf-8"
+    )
+    assert main(["validate"]) == 1
+    assert "a.yaml:2:" in capsys.readouterr().out
+    assert main(["plan", "--prune"]) == 1
+    assert main(["apply", "--prune", "--auto-approve"]) == 1
+    assert live_phones(sandbox) == set(phones)
+
+
+def test_every_schema_pattern_matches_whole_values_only() -> None:
+    """JSON Schema patterns are searched, and Python's ``$`` matches before a final newline:
+    a pattern anchored that way lets "value\\n" through. None of ours may be."""
+    patterns: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key == "pattern" and isinstance(value, str):
+                    patterns.append(value)
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    for name in ("contacts.schema.json", "config.schema.json"):
+        collect(load_schema(name))
+    assert patterns
+    for pattern in patterns:
+        assert not pattern.rstrip(")").endswith("$"), pattern
+
+
+# --- the whole class, in-process ---------------------------------------------------------
+
+_DIGITS = st.text(alphabet="0123456789", min_size=7, max_size=15)
+# Everything a hand, a spreadsheet or a hostile author could put around or inside digits.
+_EXTRAS = st.sampled_from(
+    [
+        "",
+        " ",
+        "\n",
+        "\t",
+        "\r",
+        "+",
+        "-",
+        ".",
+        "(",
+        "\u00a0",
+        "\u200b",
+        "\ufeff",
+        "\u0085",
+        "\u2028",
+        "\u2029",
+        "\x00",
+        "\x1f",
+        "0",
+        "a",
+    ]
+)
+_STYLES = st.sampled_from(["double", "single", "plain", "literal", "folded"])
+
+
+def _yaml_scalar(text: str, style: str) -> str:
+    if style == "double":
+        return json.dumps(text)
+    if style == "single":
+        return "'" + text.replace("'", "''") + "'"
+    if style == "plain":
+        return text
+    indicator = "|" if style == "literal" else ">"
+    return indicator + "\n" + "".join(f"      {line}\n" for line in text.split("\n"))
+
+
+@st.composite
+def spellings(draw: st.DrawFn) -> tuple[str, str, str]:
+    digits = draw(_DIGITS)
+    cut = draw(st.integers(0, len(digits)))
+    spelled = draw(_EXTRAS) + digits[:cut] + draw(_EXTRAS) + digits[cut:] + draw(_EXTRAS)
+    return digits, spelled, _yaml_scalar(spelled, draw(_STYLES))
+
+
+def _number(phone: str) -> str:
+    return "".join(character for character in phone if character in "0123456789")
+
+
+def _live(phone: str) -> LiveContact:
+    return LiveContact(
+        id=1,
+        uuid="00000000-0000-4000-8000-000000000001",
+        phone=phone,
+        first=None,
+        last=None,
+        display_name=None,
+        email=None,
+        is_opted_out=False,
+        custom={"1": OWNER},
+        rev=1,
+        updated="2026-01-01T00:00:00Z",
+    )
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spellings())
+def test_no_spelling_of_a_phone_makes_a_plan_create_and_delete_one_number(
+    spelling: tuple[str, str, str],
+) -> None:
+    digits, spelled, scalar = spelling
+    data = f"contacts:\n  - phone: {scalar}\n".encode()
+    parsed = parse_file(data, "a.yaml")
+    plan = diff(
+        parsed.contacts,
+        [_live(digits)],
+        [CustomField("1", "Managed by")],
+        DiffSettings(marker_field="Managed by", owner=OWNER, max_delete_percent=100.0),
+        prune=True,
+    )
+    created = {change.phone for change in plan.creates}
+    deleted = {change.phone for change in plan.deletes}
+    # Compared as numbers (their ASCII digits), not as the strings the plan holds.
+    assert not {_number(phone) for phone in created} & {_number(phone) for phone in deleted}
+    # A file declares a phone only as its exact canonical digits; any other spelling is
+    # refused, never read as a second identity that a prune would take for "not declared".
+    if parsed.contacts:
+        assert parsed.contacts[0].phone == _number(spelled)
+        assert deleted == ({digits} - {parsed.contacts[0].phone})
+    else:
+        assert parsed.problems
+
+
+# --- a server answer that names no declared phone ----------------------------------------
+
+
+def test_a_refusal_that_cannot_be_matched_to_a_declared_contact_is_never_taken_as_applied(
+    project: Path, sandbox: SandboxHandle
+) -> None:
+    """A server that echoes a refused item in a form of its own (here: another phone) says
+    nothing of which contact it refused. The create must be re-read, not counted as
+    applied; prune does not run while any outcome is in doubt."""
+    phones = owned_account(sandbox, 3)
+    new_phone = "14155559999"
+    contacts = [{"phone": phone} for phone in [*phones[:2], new_phone]]
+    (project / "contacts" / "a.yaml").write_text(
+        json.dumps({"contacts": contacts}), encoding="utf-8"
+    )
+    real = httpx.HTTPTransport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/v2/contacts":
+            sent = json.loads(request.content)["contacts"]
+            body = {
+                "contacts": [],
+                "failed_contacts": [
+                    {"contact": {"phone": "19999999999"}, "error": "duplicate_phone"}
+                    for item in sent
+                ],
+            }
+            return httpx.Response(200, json=body)
+        return real.handle_request(request)
+
+    def connect(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
+        return HeymarketClient(
+            settings.api_url,
+            credentials_from_env(environ),
+            transport=httpx.MockTransport(handler),
+        )
+
+    printed: list[str] = []
+    console = Console(out=printed.append, err=printed.append, ask=input)
+    with real:
+        code = run_apply(
+            ApplyRequest(prune=True, auto_approve=True),
+            environ=dict(sandbox.env()),
+            cwd=project,
+            console=console,
+            connect_client=connect,
+        )
+    assert code == 1
+    assert live_phones(sandbox) == set(phones)
+    journal = [
+        json.loads(line)
+        for line in (project / ".reconciler" / "journal.jsonl").read_text().splitlines()
+    ]
+    assert not [line for line in journal if line["result"] == "applied"]
+    assert any(line["result"] == "unresolved" for line in journal)
+    assert "prune skipped" in "".join(printed)
+
+
+@pytest.mark.parametrize(
+    "written", ["14155550101.0", "1.4155550101e10", "14155550101.", '"14155550101.0"']
+)
+def test_a_phone_written_as_a_decimal_number_gets_no_guess_at_another_number(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    written: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "contacts").mkdir()
+    (tmp_path / "contacts" / "a.yaml").write_text(
+        f"contacts:\n  - phone: {written}\n", encoding="utf-8"
+    )
+    assert main(["validate"]) == 1
+    out = capsys.readouterr().out
+    assert "decimal number" in out
+    assert "141555501010" not in out and 'write "1' not in out
