@@ -35,10 +35,8 @@ from reconciler.annotations import (
     problem_report,
 )
 from reconciler.backup import write_backup
-from reconciler.config import Config
 from reconciler.console import Console, GracefulInterrupt, confirm, wants_color
-from reconciler.desired_state import DesiredState
-from reconciler.diff import DiffSettings, diff, is_protected
+from reconciler.diff import DiffSettings, diff
 from reconciler.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -72,10 +70,12 @@ from reconciler.pipeline import (
 from reconciler.plan import Create, Delete, Marker, Plan, Update, check_prune_caps
 from reconciler.render import RenderOptions, render_plan
 from reconciler.saved_plan import (
+    Provenance,
     SavedPlan,
-    check_fresh,
     current_git_commit,
-    desired_state_digest,
+    current_provenance,
+    plan_differences,
+    provenance_differences,
     read_saved_plan,
 )
 
@@ -605,47 +605,55 @@ class ApplyRequest:
     refresh: Refresh = "auto"
 
 
-def _checked_saved_plan(
-    request: ApplyRequest, saved: SavedPlan, desired: DesiredState, config: Config
-) -> None:
-    """The checks a saved plan passes before any request: same prune intent, same owner,
-    same desired state."""
-    if saved.plan.prune != request.prune:
-        if saved.plan.prune:
-            raise PruneMismatchError(
-                f"{request.plan_file} was planned with --prune (it may delete contacts) but "
-                "apply was run without it. Pass --prune to apply it, or make a plan without "
-                "--prune."
-            )
+def _check_prune_intent(request: ApplyRequest, saved: SavedPlan) -> None:
+    """A saved plan is applied with the --prune it was reviewed with, or not at all."""
+    if saved.prune == request.prune:
+        return
+    if saved.prune:
         raise PruneMismatchError(
-            f"apply --prune was asked for, but {request.plan_file} was planned without "
-            "--prune, so the deletes were never reviewed. Make the plan with --prune, or "
-            "apply without --prune."
+            f"{request.plan_file} was planned with --prune (it may delete contacts) but "
+            "apply was run without it. Pass --prune to apply it, or make a plan without "
+            "--prune."
         )
-    if saved.plan.marker != DiffSettings.from_config(config).marker:
+    raise PruneMismatchError(
+        f"apply --prune was asked for, but {request.plan_file} was planned without "
+        "--prune, so the deletes were never reviewed. Make the plan with --prune, or "
+        "apply without --prune."
+    )
+
+
+def _prove_saved_plan(
+    request: ApplyRequest,
+    saved: SavedPlan,
+    derived: Plan,
+    current: Provenance,
+    console: Console,
+    *,
+    mask: bool,
+) -> None:
+    """Raise ``StalePlanError`` unless the saved changes are exactly the derived ones, for
+    the same account and owner. The derived plan is made with today's config, so caps,
+    protect and ownership are today's; the file is only compared, never executed."""
+    again = "Make a new plan (`reconciler plan --out FILE`), review it, and apply that."
+    since = provenance_differences(saved.provenance, current)
+    what_changed = f" Since it was saved: {'; '.join(since)}." if since else ""
+    was, now = saved.provenance, current
+    if (was.api_url, was.marker_field, was.owner) != (now.api_url, now.marker_field, now.owner):
         raise StalePlanError(
-            "The ownership settings (ownership.marker_field / ownership.owner) changed since "
-            "the plan was saved. Make a new plan, review it, and apply that."
+            f"{request.plan_file} was made for another account or owner, so nothing was "
+            f"written.{what_changed} {again}"
         )
-    if desired_state_digest(desired.contacts) != saved.desired_digest:
-        raise StalePlanError(
-            "The desired state changed since the plan was saved. Make a new plan "
-            "(`reconciler plan --out FILE`), review it, and apply that."
-        )
-    # The plan was reviewed under the protect list of its day; today's list is the one that
-    # must hold, or a contact protected since would still be deleted.
-    protected = [
-        delete.phone
-        for delete in saved.plan.deletes
-        if is_protected(delete.phone, config.prune.protect)
-    ]
-    if protected:
-        raise StalePlanError(
-            f"{request.plan_file} deletes {len(protected)} contact"
-            f"{'' if len(protected) == 1 else 's'} that prune.protect now protects "
-            f"({', '.join(protected[:3])}{' and more' if len(protected) > 3 else ''}). "
-            "Make a new plan, review it, and apply that."
-        )
+    differences = plan_differences(saved, derived, mask=mask)
+    if not differences:
+        return
+    for difference in differences:
+        console.err(f"  ~ {difference}\n")
+    count = len(differences)
+    raise StalePlanError(
+        f"{request.plan_file} is not the plan apply derives now ({count} "
+        f"difference{'' if count == 1 else 's'} above), so nothing was written."
+        f"{what_changed} {again}"
+    )
 
 
 def _show_plan(plan: Plan, console: Console, options: RenderOptions) -> None:
@@ -727,7 +735,7 @@ def _apply_locked(
     config = settings.config
     saved = read_saved_plan(_absolute(request.plan_file, cwd)) if request.plan_file else None
     if saved is not None:
-        _checked_saved_plan(request, saved, desired, config)
+        _check_prune_intent(request, saved)
     if request.max_deletes is not None and not request.prune:
         console.err("Note: --max-deletes has no effect without --prune.\n")
 
@@ -739,19 +747,16 @@ def _apply_locked(
     diff_settings = DiffSettings.from_config(config)
 
     with connect_client(settings, environ, request.insecure) as client:
-        if saved is None:
-            live = fetch_live_state(
-                client, refresh=request.refresh, cache_dir=cache_directory(settings)
-            )
-            plan = make_plan(
-                desired, live, config, prune=request.prune, run_max_deletes=request.max_deletes
-            ).plan
-            fields: Sequence[CustomField] = live.fields
-        else:
-            fields = client.list_custom_fields()
-            touched = client.search_by_phones([entry.phone for entry in saved.freshness])
-            check_fresh(saved, touched, desired_state_digest(desired.contacts))
-            plan = saved.plan
+        live = fetch_live_state(
+            client, refresh=request.refresh, cache_dir=cache_directory(settings)
+        )
+        plan = make_plan(
+            desired, live, config, prune=request.prune, run_max_deletes=request.max_deletes
+        ).plan
+        fields: Sequence[CustomField] = live.fields
+        if saved is not None:
+            current = current_provenance(desired.contacts, settings.api_url, plan.marker, cwd)
+            _prove_saved_plan(request, saved, plan, current, console, mask=mask)
 
         if request.prune:
             check_prune_caps(

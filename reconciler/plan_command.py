@@ -32,7 +32,7 @@ from reconciler.pipeline import (
 )
 from reconciler.plan import Plan
 from reconciler.render import FORMATS, RenderOptions, render_plan
-from reconciler.saved_plan import SavedPlan, desired_state_digest, write_saved_plan
+from reconciler.saved_plan import SavedPlan, current_provenance, write_saved_plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +118,8 @@ def run_plan(
     saved = None
     if request.out is not None:
         out = request.out if request.out.is_absolute() else cwd / request.out
-        saved = write_saved_plan(
-            out,
-            run.plan,
-            desired_digest=desired_state_digest(desired.contacts),
-            repository=cwd,
-        )
+        provenance = current_provenance(desired.contacts, settings.api_url, run.plan.marker, cwd)
+        saved = write_saved_plan(out, run.plan, provenance)
         note = f"Saved the plan to {request.out}; apply it with `reconciler apply {request.out}`.\n"
         # In text mode stdout is for people; otherwise it is a document being piped.
         if request.output_format == "text":

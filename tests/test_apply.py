@@ -20,7 +20,7 @@ from reconciler.console import Console
 from reconciler.errors import ApprovalRequiredError
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.pipeline import LiveState, load_desired, make_plan, resolve_settings
-from reconciler.saved_plan import desired_state_digest, write_saved_plan
+from reconciler.saved_plan import current_provenance, write_saved_plan
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"
@@ -284,7 +284,8 @@ def save_plan(project: Path, *, prune: bool = False, name: str = "plan.json") ->
         live = LiveState(tuple(client.list_contacts()), tuple(client.list_custom_fields()))
     plan = make_plan(desired, live, settings.config, prune=prune).plan
     path = project / name
-    write_saved_plan(path, plan, desired_digest=desired_state_digest(desired.contacts))
+    provenance = current_provenance(desired.contacts, settings.api_url, plan.marker, project)
+    write_saved_plan(path, plan, provenance)
     return path
 
 

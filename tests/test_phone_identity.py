@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.apply import ApplyRequest, run_apply
+from reconciler.apply import ApplyRequest, Executor, run_apply
 from reconciler.cli import main
-from reconciler.console import Console
+from reconciler.console import Console, GracefulInterrupt
 from reconciler.desired_state import parse_file
 from reconciler.diff import DiffSettings, diff
 from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.model import CustomField, LiveContact
+from reconciler.journal import Journal
+from reconciler.model import CustomField, DesiredContact, LiveContact, SourceLocation
 from reconciler.pipeline import Settings
 from reconciler.schemas import load_schema
 from tests.sandbox_handle import SandboxHandle
@@ -277,3 +279,39 @@ def test_a_phone_written_as_a_decimal_number_gets_no_guess_at_another_number(
     out = capsys.readouterr().out
     assert "decimal number" in out
     assert "141555501010" not in out and 'write "1' not in out
+
+
+def test_prune_itself_refuses_a_delete_of_a_declared_phone(
+    project: Path, sandbox: SandboxHandle
+) -> None:
+    """The last guard before a permanent delete holds even for a plan no diff would make."""
+    phones = owned_account(sandbox, 2)
+    declared = DesiredContact(PHONE, {}, {}, SourceLocation("contacts/a.yaml", 2))
+    settings_ = DiffSettings(marker_field="Managed by", owner=OWNER, max_delete_percent=100.0)
+    printed: list[str] = []
+    console = Console(out=printed.append, err=printed.append, ask=input)
+    with (
+        HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as client,
+        Journal(project / "journal.jsonl") as journal,
+    ):
+        live = client.search_by_phones(phones)
+        fields = client.list_custom_fields()
+        # A plan that deletes everything owned, declared or not (as a forged file would).
+        plan = diff([], live, fields, settings_, prune=True)
+        executor = Executor(
+            client,
+            console,
+            journal,
+            GracefulInterrupt(console),
+            command="apply",
+            started_at=datetime.now(UTC),
+            git_commit=None,
+            fields=fields,
+            desired={PHONE: declared},
+            settings=settings_,
+            cwd=project,
+        )
+        executor.prune(plan.deletes, project / "backups", plan.marker)
+    assert PHONE in live_phones(sandbox)
+    assert phones[1] not in live_phones(sandbox)
+    assert [failure.phone for failure in executor.tally.failures] == [PHONE]

@@ -295,14 +295,15 @@ def test_out_writes_a_saved_plan_without_credentials(
     path = Path("plan.json")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     saved = read_saved_plan(path)
-    assert saved.plan.summary.delete == 1
-    assert saved.desired_digest == desired_state_digest(
+    assert [change["action"] for change in saved.changes].count("delete") == 1
+    assert saved.provenance.desired_digest == desired_state_digest(
         load_desired_state(Path("contacts"), Path.cwd()).contacts
     )
+    assert saved.provenance.api_url == project.url.rstrip("/")
     live = {record["phone"]: record for record in project.contacts()}
-    freshness = {entry.phone: entry for entry in saved.freshness}
-    assert freshness["15105550002"].rev == live["15105550002"]["rev"]
-    assert freshness["15105550001"].contact_id is None
+    changes = {change["phone"]: change for change in saved.changes}
+    assert changes["15105550002"]["rev"] == live["15105550002"]["rev"]
+    assert "contact_id" not in changes["15105550001"]
 
     for name, value in project.env(jwt=True).items():
         monkeypatch.setenv(name, value)

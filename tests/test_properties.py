@@ -46,7 +46,7 @@ from reconciler.pipeline import (
     resolve_settings,
 )
 from reconciler.plan import Delete, Plan, Update
-from reconciler.saved_plan import desired_state_digest, write_saved_plan
+from reconciler.saved_plan import current_provenance, write_saved_plan
 from tests.sandbox_handle import SandboxHandle
 
 settings.register_profile(
@@ -232,7 +232,8 @@ def _plan(
         live = fetch_live_state(client, cache_dir=cache_directory(found))
     plan = make_plan(desired, live, found.config, prune=True).plan
     if save_to is not None:
-        write_saved_plan(save_to, plan, desired_digest=desired_state_digest(desired.contacts))
+        provenance = current_provenance(desired.contacts, found.api_url, plan.marker, project)
+        write_saved_plan(save_to, plan, provenance)
     return plan
 
 

@@ -1,4 +1,5 @@
-"""Saved plans: what ``plan --out`` writes and ``apply PLAN_FILE`` reads and checks."""
+"""Saved plans: what ``plan --out`` writes, and how ``apply PLAN_FILE`` proves it against the
+plan it derives again (the file is compared, never executed)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import pytest
 
 from reconciler import __version__
 from reconciler.diff import DiffSettings, diff
-from reconciler.errors import EXIT_REFUSED, SavedPlanError, StalePlanError
+from reconciler.errors import SavedPlanError
 from reconciler.plan import Plan
 from reconciler.saved_plan import (
-    check_fresh,
+    Provenance,
     current_git_commit,
+    current_provenance,
     desired_state_digest,
+    plan_differences,
+    provenance_differences,
     read_saved_plan,
     write_saved_plan,
 )
@@ -48,49 +52,43 @@ def sample_plan() -> Plan:
     return diff(DESIRED, LIVE, FIELDS, SETTINGS, prune=True)
 
 
-def test_round_trip_gives_back_the_same_plan(tmp_path: Path) -> None:
+PROVENANCE = Provenance(
+    desired_digest=desired_state_digest(DESIRED),
+    git_commit=None,
+    api_url="https://api.heymarket.com",
+    marker_field=MARKER,
+    owner=OWNER,
+)
+
+
+def test_round_trip_keeps_the_changes_and_what_the_plan_was_made_from(tmp_path: Path) -> None:
     plan = sample_plan()
     assert plan.creates and plan.updates and plan.deletes and plan.warnings
     path = tmp_path / "plan.json"
 
-    written = write_saved_plan(path, plan, desired_digest="sha256:abc", now=NOW)
+    written = write_saved_plan(path, plan, PROVENANCE, now=NOW)
     saved = read_saved_plan(path)
 
     assert saved == written
-    assert saved.plan == plan
-    assert saved.plan.marker == plan.marker
+    assert saved.prune is True
+    assert saved.provenance == PROVENANCE
+    assert saved.provenance.tool_version == __version__
     assert saved.created_at == "2024-06-01T12:30:00Z"
-    assert saved.tool_version == __version__
-    # The delete keeps the full live record, so apply can back it up before deleting.
-    (delete,) = saved.plan.deletes
-    assert delete.live == LIVE[1]
-    assert delete.live.raw == LIVE[1].raw
+    assert plan_differences(saved, plan) == []
 
 
-def test_file_holds_the_json_plan_and_freshness_of_every_touched_contact(tmp_path: Path) -> None:
+def test_file_holds_the_json_plan_and_its_provenance_and_no_live_records(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
-    write_saved_plan(path, sample_plan(), desired_digest="sha256:abc", now=NOW)
+    write_saved_plan(path, sample_plan(), PROVENANCE, now=NOW)
 
     document = json.loads(path.read_text())
 
     plan_json = sample_plan().to_json_dict()
     assert {key: document[key] for key in plan_json} == plan_json
-    assert document["desired_digest"] == "sha256:abc"
-    assert document["freshness"] == [
-        {"phone": P1, "contact_id": None, "rev": None, "updated": None},
-        {
-            "phone": P2,
-            "contact_id": "00000000-0000-4000-8000-000000000002",
-            "rev": 3,
-            "updated": "2024-05-01T10:00:00Z",
-        },
-        {
-            "phone": P3,
-            "contact_id": "00000000-0000-4000-8000-000000000003",
-            "rev": 3,
-            "updated": "2024-05-01T10:00:00Z",
-        },
-    ]
+    assert {key: document[key] for key in PROVENANCE.to_json_dict()} == PROVENANCE.to_json_dict()
+    # Nothing a reader could be tempted to trust instead of the account: deletes are backed up
+    # from a fresh read, caps use a fresh count.
+    assert "deleted_records" not in document and "context" not in document
 
 
 def test_file_is_private_and_holds_no_credential(
@@ -105,7 +103,7 @@ def test_file_is_private_and_holds_no_credential(
         monkeypatch.setenv(name, value)
     path = tmp_path / "plan.json"
 
-    write_saved_plan(path, sample_plan(), desired_digest="sha256:abc")
+    write_saved_plan(path, sample_plan(), PROVENANCE)
 
     text = path.read_text()
     assert not [value for value in secrets.values() if value in text]
@@ -128,12 +126,14 @@ def test_records_the_git_commit_inside_a_repository(tmp_path: Path) -> None:
     git("commit", "-q", "--allow-empty", "-m", "contacts")
     head = git("rev-parse", "HEAD")
 
-    saved = write_saved_plan(
-        tmp_path / "plan.json", sample_plan(), desired_digest="d", repository=tmp_path
+    provenance = current_provenance(
+        DESIRED, "https://api.heymarket.com/", SETTINGS.marker, tmp_path
     )
+    saved = write_saved_plan(tmp_path / "plan.json", sample_plan(), provenance)
 
-    assert saved.git_commit == head
-    assert read_saved_plan(tmp_path / "plan.json").git_commit == head
+    assert saved.provenance.git_commit == head
+    assert saved.provenance.api_url == "https://api.heymarket.com"
+    assert read_saved_plan(tmp_path / "plan.json").provenance.git_commit == head
 
 
 def test_outside_a_repository_the_commit_is_null(tmp_path: Path) -> None:
@@ -142,10 +142,8 @@ def test_outside_a_repository_the_commit_is_null(tmp_path: Path) -> None:
     (outside / ".git").write_text("gitdir: /nonexistent\n")  # stops git's upward search
 
     assert current_git_commit(outside) is None
-    saved = write_saved_plan(
-        outside / "plan.json", sample_plan(), desired_digest="d", repository=outside
-    )
-    assert saved.git_commit is None
+    provenance = current_provenance(DESIRED, "https://x", SETTINGS.marker, outside)
+    assert provenance.git_commit is None
 
 
 def _rewrite(path: Path, change: Any) -> None:
@@ -157,21 +155,22 @@ def _rewrite(path: Path, change: Any) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda d: d.update(saved_plan_format=2), "saved by a newer reconciler"),
+        (lambda d: d.update(saved_plan_format=3), "saved by a newer reconciler"),
+        (lambda d: d.update(saved_plan_format=1), "saved by an older reconciler"),
         (lambda d: d.update(kind="terraform plan"), "is not a reconciler saved plan"),
-        (lambda d: d["changes"][1].pop("contact_id"), "damaged (missing 'contact_id')"),
-        (lambda d: d["changes"][0].update(action="merge"), "unknown action 'merge'"),
-        (lambda d: d["context"].update(owned_live_count="3"), "'owned_live_count' has the"),
-        (lambda d: d.update(deleted_records=[]), "no live record for the delete"),
+        (lambda d: d.update(changes={}), "damaged ('changes' is missing or has the wrong"),
+        (lambda d: d["changes"].append("delete"), "holds something other than objects"),
+        (lambda d: d.update(prune="yes"), "damaged ('prune' is missing or has the wrong type"),
+        (lambda d: d.pop("api_url"), "damaged ('api_url' is missing"),
         (lambda d: d.update(format_version=9), "unknown plan format 9"),
     ],
-    ids=["newer", "foreign", "missing-key", "bad-action", "bad-type", "no-backup", "plan-fmt"],
+    ids=["newer", "older", "foreign", "changes", "change", "prune", "no-url", "plan-fmt"],
 )
 def test_a_damaged_foreign_or_newer_file_is_a_clear_error(
     tmp_path: Path, damage: Any, message: str
 ) -> None:
     path = tmp_path / "plan.json"
-    write_saved_plan(path, sample_plan(), desired_digest="d")
+    write_saved_plan(path, sample_plan(), PROVENANCE)
     _rewrite(path, damage)
 
     with pytest.raises(SavedPlanError) as refused:
@@ -198,25 +197,28 @@ def test_a_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
         read_saved_plan(tmp_path / "nope.json")
 
 
-# --- freshness ---------------------------------------------------------------------------
+# --- proving: the saved changes against the derived plan ---------------------------------
 
 
-def saved_sample(tmp_path: Path) -> Any:
+def saved_sample(tmp_path: Path, edit: Any = None) -> Any:
     path = tmp_path / "plan.json"
-    write_saved_plan(path, sample_plan(), desired_digest=desired_state_digest(DESIRED))
+    write_saved_plan(path, sample_plan(), PROVENANCE)
+    if edit is not None:
+        _rewrite(path, edit)
     return read_saved_plan(path)
 
 
-def test_unchanged_account_and_desired_state_are_fresh(tmp_path: Path) -> None:
-    check_fresh(saved_sample(tmp_path), LIVE, desired_state_digest(DESIRED))
+def test_the_same_plan_derived_again_has_no_differences(tmp_path: Path) -> None:
+    assert plan_differences(saved_sample(tmp_path), sample_plan()) == []
 
 
-def test_changed_desired_state_is_stale(tmp_path: Path) -> None:
-    edited = [*DESIRED[:2], declared(P4, 12, is_opted_out=True)]
+def test_moving_a_contact_to_another_line_or_file_is_no_difference(tmp_path: Path) -> None:
+    def moved(document: dict[str, Any]) -> None:
+        for change in document["changes"]:
+            if "source" in change:
+                change["source"] = "contacts/elsewhere.yaml:99"
 
-    with pytest.raises(StalePlanError, match="desired state changed") as refused:
-        check_fresh(saved_sample(tmp_path), LIVE, desired_state_digest(edited))
-    assert refused.value.exit_code == EXIT_REFUSED
+    assert plan_differences(saved_sample(tmp_path, moved), sample_plan()) == []
 
 
 @pytest.mark.parametrize(
@@ -224,14 +226,60 @@ def test_changed_desired_state_is_stale(tmp_path: Path) -> None:
     [
         [dataclasses.replace(LIVE[0], rev=4), *LIVE[1:]],
         [dataclasses.replace(LIVE[0], updated="2024-05-02T00:00:00Z"), *LIVE[1:]],
+        [dataclasses.replace(LIVE[0], last="Jones-Brown"), *LIVE[1:]],
         [*LIVE, live(P1, 9)],  # a contact appeared where the plan creates one
         LIVE[1:],  # a contact the plan updates is gone
+        [LIVE[0], dataclasses.replace(LIVE[1], custom={MARKER_ID: "other-team"}), LIVE[2]],
     ],
-    ids=["rev", "updated", "created-meanwhile", "deleted-meanwhile"],
+    ids=["rev", "updated", "value", "created-meanwhile", "deleted-meanwhile", "owner"],
 )
-def test_a_touched_contact_that_changed_is_stale(tmp_path: Path, account: Any) -> None:
-    with pytest.raises(StalePlanError, match=r"^1 contacts changed in the account"):
-        check_fresh(saved_sample(tmp_path), account, desired_state_digest(DESIRED))
+def test_an_account_that_changed_gives_differences(tmp_path: Path, account: Any) -> None:
+    derived = diff(DESIRED, account, FIELDS, SETTINGS, prune=True)
+    assert plan_differences(saved_sample(tmp_path), derived)
+
+
+def _add_delete(document: dict[str, Any]) -> None:
+    document["changes"].append(
+        {"action": "delete", "phone": P2, "contact_id": "x", "fields": {}, "custom": {}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (_add_delete, f"delete {P2}: in the saved plan only"),
+        (lambda d: d["changes"].pop(0), f"create {P1}: in today's plan only"),
+        (
+            lambda d: d["changes"][1]["fields"]["last"].update(after="Smith"),
+            f"update {P2}: fields differ",
+        ),
+        (lambda d: d["changes"][1].update(rev=99), f"update {P2}: rev differ"),
+        (lambda d: d["changes"][2].update(phone=P4), f"delete {P4}: in the saved plan only"),
+    ],
+    ids=["added-delete", "removed-create", "field", "rev", "delete-retargeted"],
+)
+def test_a_hand_edited_saved_plan_is_a_difference_named_by_contact(
+    tmp_path: Path, edit: Any, expected: str
+) -> None:
+    differences = plan_differences(saved_sample(tmp_path, edit), sample_plan())
+    assert expected in differences
+
+
+def test_differences_mask_phones_when_asked(tmp_path: Path) -> None:
+    (difference,) = plan_differences(saved_sample(tmp_path, _add_delete), sample_plan(), mask=True)
+    assert P2 not in difference and "1510*****02" in difference
+
+
+def test_provenance_differences_say_what_changed() -> None:
+    later = dataclasses.replace(
+        PROVENANCE, desired_digest="sha256:other", git_commit="abc123", tool_version="9.9"
+    )
+    assert provenance_differences(PROVENANCE, later) == [
+        "the desired state",
+        "the git commit (none then, abc123 now)",
+        f"the reconciler version ({__version__} then, 9.9 now)",
+    ]
+    assert provenance_differences(PROVENANCE, PROVENANCE) == []
 
 
 def test_digest_ignores_order_and_lines_but_not_values() -> None:
