@@ -17,7 +17,6 @@ Rules (DESIGN.md):
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from reconciler.model import (
     StandardValue,
 )
 from reconciler.normalize import custom_value_text, normalize_email, normalize_text
-from reconciler.phones import is_canonical_phone
+from reconciler.phones import is_canonical_phone, is_protected
 from reconciler.plan import (
     Change,
     Create,
@@ -86,11 +85,6 @@ def _declared(name: str, value: StandardValue) -> StandardValue:
     if name == "is_opted_out":
         return bool(value)
     return normalize_text(value) if isinstance(value, str) else value
-
-
-def is_protected(phone: str, patterns: Sequence[str]) -> bool:
-    """Whether ``prune.protect`` keeps this phone from ever being deleted."""
-    return any(fnmatch.fnmatchcase(phone, pattern) for pattern in patterns)
 
 
 class _Differ:
@@ -309,14 +303,16 @@ def diff(
         copies = live_twice.get(phone, [live_contact])
         owned = [copy for copy in copies if differ.is_owned(copy)]
         owned_live_count += len(owned)
-        if not owned or phone in desired_by_phone or is_protected(phone, settings.protect):
-            continue
-        if len(copies) > 1:
-            duplicated_owned.append(phone)
+        if not owned or phone in desired_by_phone:
             continue
         if not is_canonical_phone(phone):
             # No declared phone can ever equal it, so "not declared" proves nothing.
             unreadable_owned.append(phone)
+            continue
+        if is_protected(phone, settings.protect):
+            continue
+        if len(copies) > 1:
+            duplicated_owned.append(phone)
             continue
         if live_contact.is_opted_out:
             # The contact is the account's record of a STOP: deleted, and declared again

@@ -2,14 +2,16 @@
 
 Every phone the tool compares, stores or sends passes through this module: declared phones
 (``declared_phone``), phones the server answers with (``answered_phone``), protect patterns
-(``is_protect_pattern``). A phone is canonical only when the *whole* text is 7 to 15 ASCII
+(``is_protected``). A phone is canonical only when the *whole* text is 7 to 15 ASCII
 digits: always ``fullmatch``, never a search anchored with ``$`` (which also matches before a
 final newline, so ``"14155550101\\n"`` would pass for a phone and be a second identity of
 one number)."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 # [0-9], never \d: \d also matches other scripts' digits ("١٤١٥..."), which no API accepts.
@@ -21,8 +23,6 @@ _WRITTEN = re.compile(r"\+?\(?[0-9]+(?:(?:[ .-]|\) ?|[ .-]?\()[0-9]+)*")
 _SEPARATORS = str.maketrans("", "", "+ .-()")
 # A YAML number with a fraction or an exponent: its digits are not the phone that was meant.
 _DECIMAL = re.compile(r"[0-9]+\.[0-9]*|[0-9.]+[eE][-+]?[0-9]+")
-# prune.protect: digits with fnmatch wildcards (*, ?, [0-9], [!0-9]).
-_PROTECT_PATTERN = re.compile(r"(?:[0-9*?]|\[!?[0-9-]+\])+")
 
 
 def is_canonical_phone(text: str) -> bool:
@@ -83,6 +83,9 @@ def answered_phone(value: object) -> str | None:
     return canonical_phone(text)
 
 
-def is_protect_pattern(pattern: str) -> bool:
-    """Whether a ``prune.protect`` pattern can match a canonical phone at all."""
-    return _PROTECT_PATTERN.fullmatch(pattern) is not None
+def is_protected(phone: str, patterns: Sequence[str]) -> bool:
+    """Whether ``prune.protect`` keeps this phone from ever being deleted. A phone that is
+    not canonical is protected: no pattern can be trusted to have meant it or not."""
+    if not is_canonical_phone(phone):
+        return True
+    return any(fnmatch.fnmatchcase(phone, pattern) for pattern in patterns)

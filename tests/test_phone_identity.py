@@ -315,3 +315,17 @@ def test_prune_itself_refuses_a_delete_of_a_declared_phone(
     assert PHONE in live_phones(sandbox)
     assert phones[1] not in live_phones(sandbox)
     assert [failure.phone for failure in executor.tally.failures] == [PHONE]
+
+
+@pytest.mark.parametrize("answered", ["14155550101\n", "1415555010x", "\u0661\u0664\u0661\u0665"])
+def test_a_live_contact_whose_phone_cannot_be_read_is_never_pruned(answered: str) -> None:
+    plan = diff(
+        [],
+        [_live(answered)],
+        [CustomField("1", "Managed by")],
+        DiffSettings(marker_field="Managed by", owner=OWNER, max_delete_percent=100.0),
+        prune=True,
+    )
+    assert not plan.deletes
+    assert "not a phone number the tool can read" in plan.warnings[0].message
+    assert "\n" not in str(plan.warnings[0])

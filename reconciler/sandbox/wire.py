@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.normalize import custom_value_text, normalize_email, normalize_text
 
-PHONE_PATTERN = re.compile(r"\d{7,15}")
+PHONE_PATTERN = re.compile(r"[0-9]{7,15}")
 TEXT_FIELDS: tuple[str, ...] = ("first", "last", "display_name", "email")
 MAX_TAGS = 5
 
