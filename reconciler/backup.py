@@ -21,6 +21,7 @@ from reconciler.heymarket.parse import parse_live_contact
 from reconciler.model import CustomField, LiveContact
 from reconciler.normalize import custom_value_text
 from reconciler.plan import Marker
+from reconciler.untrusted_json import UnreadableJson, decode_json
 
 BACKUP_KIND = "reconciler prune backup"
 BACKUP_FORMAT = 1
@@ -118,9 +119,9 @@ def _line_error(path: Path, line: int, problem: str) -> BackupError:
 
 def _parse_line(path: Path, number: int, text: str) -> BackupRecord:
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _line_error(path, number, f"not valid JSON ({error.msg})") from None
+        document = decode_json(text)
+    except UnreadableJson as error:
+        raise _line_error(path, number, f"not valid JSON ({error.reason})") from None
     if not isinstance(document, dict) or document.get("kind") != BACKUP_KIND:
         raise _line_error(path, number, "not a line of a reconciler prune backup")
     if document.get("backup_format") != BACKUP_FORMAT:

@@ -38,6 +38,7 @@ from reconciler.plan import (
     Plan,
     Update,
 )
+from reconciler.untrusted_json import UnreadableJson, decode_json
 
 SAVED_PLAN_FORMAT = 1
 _KIND = "reconciler saved plan"
@@ -423,10 +424,11 @@ def read_saved_plan(path: Path) -> SavedPlan:
     except (OSError, UnicodeDecodeError) as error:
         raise SavedPlanError(f"cannot read the saved plan {path}: {error}.") from None
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
+        document = decode_json(text)
+    except UnreadableJson as error:
+        where = f"line {error.line}" if error.line is not None else error.reason
         raise SavedPlanError(
-            f"{path} is not valid JSON (line {error.lineno}), so not a saved plan. "
+            f"{path} is not valid JSON ({where}), so not a saved plan. "
             f"Run `reconciler plan --out {path}` again."
         ) from None
     return parse_saved_plan(document, origin=str(path))
