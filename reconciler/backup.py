@@ -154,7 +154,9 @@ def read_backup(path: Path) -> list[BackupRecord]:
     except (OSError, UnicodeDecodeError) as error:
         raise BackupError(f"cannot read the backup {path}: {error}") from None
     records: list[BackupRecord] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line: str.splitlines() would also break inside a name holding U+2028
+    # or U+0085, which the lines keep as they are (ensure_ascii=False).
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             records.append(_parse_line(path, number, line))
     return records

@@ -126,6 +126,18 @@ def test_a_backup_line_nested_too_deep_is_a_located_one_line_error(
     assert err.count("\n") == 1 and "unexpected" not in err
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x1c"])
+def test_a_backup_value_holding_a_unicode_line_separator_reads_back(
+    tmp_path: Path, separator: str
+) -> None:
+    # Backup lines keep text as it is; only "\n" (always escaped inside JSON) ends a line.
+    contact = parse_live_contact(record(first=f"Ada{separator}Lovelace"))
+    backup = tmp_path / "prune.jsonl"
+    backup.write_text(backup_line(contact, {"7": "Tier"}, MARKER) + "\n", encoding="utf-8")
+    (read,) = read_backup(backup)
+    assert read.contact.first == f"Ada{separator}Lovelace"
+
+
 def test_a_saved_plan_nested_too_deep_is_a_one_line_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -361,7 +373,7 @@ def test_a_hostile_json_seed_is_a_sandbox_error_or_a_list(text: bytes) -> None:
             assert isinstance(items, list)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=20)  # a database file each: the slowest reader to set up
 @given(st.sampled_from(["custom", "tags"]), FRAGMENTS, st.booleans())
 def test_a_hostile_sandbox_database_row_is_a_damaged_store_error(
     column: str, fragment: bytes, as_text: bool
