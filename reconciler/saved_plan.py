@@ -36,6 +36,7 @@ from reconciler.plan import (
     Marker,
     Notice,
     Plan,
+    TagsChange,
     Update,
 )
 from reconciler.untrusted_json import UnreadableJson, decode_json
@@ -77,6 +78,8 @@ def desired_state_digest(contacts: Sequence[DesiredContact]) -> str:
             contact.phone,
             sorted(contact.fields.items()),
             sorted(contact.custom.items()),
+            # Only when managed, so the digest of a state without tags is what it was.
+            *([] if contact.tags is None else [sorted(set(contact.tags))]),
         ]
         for contact in contacts
     )
@@ -209,6 +212,13 @@ def _strings(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _tags_change(data: Mapping[str, Any]) -> TagsChange | None:
+    if "tags" not in data:
+        return None
+    tags = _object(data, "tags")
+    return TagsChange(_strings(tags, "before"), _strings(tags, "after"))
+
+
 def _live_from_json(data: Mapping[str, Any]) -> LiveContact:
     return LiveContact(
         id=_get(data, "id", int),
@@ -233,8 +243,9 @@ def _change_from_json(data: Mapping[str, Any], records: Mapping[str, LiveContact
     phone = _get(data, "phone", str)
     fields = _field_changes(data, "fields")
     custom = _field_changes(data, "custom")
+    tags = _tags_change(data)
     if action == "create":
-        return Create(phone, _source(_get(data, "source", str)), fields, custom)
+        return Create(phone, _source(_get(data, "source", str)), fields, custom, tags)
     contact_id = _get(data, "contact_id", str)
     rev = _get(data, "rev", int)
     updated = _get(data, "updated", str)
@@ -248,6 +259,7 @@ def _change_from_json(data: Mapping[str, Any], records: Mapping[str, LiveContact
             fields=fields,
             custom=custom,
             adopt=_get(data, "adopt", bool),
+            tags=tags,
         )
     if contact_id not in records:
         raise _Invalid(f"no live record for the delete of contact {contact_id}")
