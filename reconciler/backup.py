@@ -21,6 +21,7 @@ from reconciler.heymarket.parse import parse_live_contact
 from reconciler.model import CustomField, LiveContact
 from reconciler.normalize import custom_value_text
 from reconciler.plan import Marker
+from reconciler.untrusted_json import UnreadableJson, decode_json
 
 BACKUP_KIND = "reconciler prune backup"
 BACKUP_FORMAT = 1
@@ -118,9 +119,9 @@ def _line_error(path: Path, line: int, problem: str) -> BackupError:
 
 def _parse_line(path: Path, number: int, text: str) -> BackupRecord:
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _line_error(path, number, f"not valid JSON ({error.msg})") from None
+        document = decode_json(text)
+    except UnreadableJson as error:
+        raise _line_error(path, number, f"not valid JSON ({error.reason})") from None
     if not isinstance(document, dict) or document.get("kind") != BACKUP_KIND:
         raise _line_error(path, number, "not a line of a reconciler prune backup")
     if document.get("backup_format") != BACKUP_FORMAT:
@@ -153,7 +154,9 @@ def read_backup(path: Path) -> list[BackupRecord]:
     except (OSError, UnicodeDecodeError) as error:
         raise BackupError(f"cannot read the backup {path}: {error}") from None
     records: list[BackupRecord] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line: str.splitlines() would also break inside a name holding U+2028
+    # or U+0085, which the lines keep as they are (ensure_ascii=False).
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             records.append(_parse_line(path, number, line))
     return records

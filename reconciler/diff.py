@@ -38,6 +38,7 @@ from reconciler.plan import (
     Marker,
     Notice,
     Plan,
+    TagsChange,
     Update,
     prune_cap_problem,
     sorted_changes,
@@ -149,7 +150,8 @@ class _Differ:
             if text is not None
         }
         custom[self.settings.marker_field] = FieldChange(None, self.settings.owner)
-        self.changes.append(Create(desired.phone, desired.source, fields, custom))
+        tags = TagsChange((), desired.tags) if desired.tags else None
+        self.changes.append(Create(desired.phone, desired.source, fields, custom, tags))
 
     def update(self, desired: DesiredContact, live: LiveContact) -> None:
         marker = self.marker_of(live)
@@ -197,7 +199,10 @@ class _Differ:
         adopt = marker is None
         if adopt:
             custom[self.settings.marker_field] = FieldChange(None, self.settings.owner)
-        if not fields and not custom:
+        tags: TagsChange | None = None
+        if desired.tags is not None and set(desired.tags) != set(live.tags):
+            tags = TagsChange(live.tags, desired.tags)
+        if not fields and not custom and tags is None:
             self.unchanged += 1
             return
         self.changes.append(
@@ -210,6 +215,7 @@ class _Differ:
                 fields=fields,
                 custom=custom,
                 adopt=adopt,
+                tags=tags,
             )
         )
 

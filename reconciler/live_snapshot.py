@@ -32,6 +32,7 @@ from reconciler.errors import BadResponseError
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.parse import format_timestamp, parse_live_contact, parse_timestamp
 from reconciler.model import CustomField, LiveContact
+from reconciler.untrusted_json import decode_json
 
 SNAPSHOT_FORMAT = 2
 Refresh = Literal["auto", "full"]
@@ -100,7 +101,7 @@ def _read(path: Path, api_url: str) -> _Snapshot | None:
     its records are never all in memory beside the contacts made from them."""
     try:
         with path.open(encoding="utf-8") as stream, collector_paused():
-            header = json.loads(stream.readline())
+            header = decode_json(stream.readline())
             if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
                 return None
             if header.get("api") != _url_digest(api_url):
@@ -110,10 +111,11 @@ def _read(path: Path, api_url: str) -> _Snapshot | None:
             while lines := list(itertools.islice(stream, _LINES_PER_DECODE)):
                 # One decode per chunk shares each key's string across its records
                 # (the decoder memoises keys per call): ~100 MB less at 100k contacts.
-                records = json.loads("[" + ",".join(lines) + "]")
+                records = decode_json("[" + ",".join(lines) + "]")
                 contacts.extend(parse_live_contact(record, keep_raw=False) for record in records)
             if len(contacts) != header.get("contacts"):
                 return None  # truncated
+    # UnreadableJson is a ValueError: a damaged snapshot is a miss like any other.
     except (OSError, ValueError, BadResponseError, TypeError, IndexError, KeyError):
         return None
     return _Snapshot(contacts, fields)

@@ -38,12 +38,15 @@ class DesiredContact:
 
     Only the keys present in the file are managed: ``fields`` holds the standard fields that
     were written (a ``None`` value means "managed and cleared"), ``custom`` the custom fields
-    by title. A key that is absent is not managed and its live value is left alone."""
+    by title. A key that is absent is not managed and its live value is left alone.
+    ``tags`` likewise: ``None`` is not managed, ``()`` is managed and cleared; a set, so their
+    order never makes a change."""
 
     phone: str
     fields: Mapping[str, StandardValue]
     custom: Mapping[str, CustomValue]
     source: SourceLocation
+    tags: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         # The identity that prune compares: a declared contact with any other spelling of

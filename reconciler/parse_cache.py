@@ -23,6 +23,7 @@ from pathlib import Path
 from reconciler import __version__
 from reconciler.atomic_files import private_directory, write_atomically
 from reconciler.fast_parse import ContactRow, schema_digest
+from reconciler.untrusted_json import decode_json
 
 ENTRY_FORMAT = 1
 
@@ -41,13 +42,13 @@ class ParseCache:
         """The rows stored under ``key``, or ``None`` for a miss (absent or unusable)."""
         try:
             header_line, _, body = (self.directory / f"{key}.json").read_bytes().partition(b"\n")
-            header = json.loads(header_line)
+            header = decode_json(header_line)
             if not isinstance(header, dict) or header.get("format") != ENTRY_FORMAT:
                 return None
             if header.get("key") != key or header.get("sha256") != hashlib.sha256(body).hexdigest():
                 return None
-            return [ContactRow(*row) for row in json.loads(body)]
-        except (OSError, ValueError, TypeError):
+            return [ContactRow(*row) for row in decode_json(body)]
+        except (OSError, ValueError, TypeError):  # UnreadableJson is a ValueError
             return None
 
     def put(self, key: str, rows: Sequence[ContactRow]) -> None:

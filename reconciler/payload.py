@@ -40,4 +40,7 @@ def to_upsert_item(
     }
     custom[_field_id(marker.field_title, field_ids)] = marker.owner
     item["custom"] = custom
+    if change.tags is not None:
+        # The API replaces the whole set with what an item carries.
+        item["tags"] = list(change.tags.after)
     return item

@@ -67,8 +67,26 @@ class Notice:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class TagsChange:
+    """The whole set of tags before and after (the API replaces it as one value)."""
+
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    def to_json_dict(self) -> dict[str, list[str]]:
+        return {"before": list(self.before), "after": list(self.after)}
+
+
 def _changes_json(changes: Mapping[str, FieldChange]) -> dict[str, dict[str, FieldValue]]:
     return {name: change.to_json_dict() for name, change in changes.items()}
+
+
+def _with_tags(document: dict[str, Any], tags: TagsChange | None) -> dict[str, Any]:
+    # Only when tags change: a plan without them stays byte for byte what it was.
+    if tags is not None:
+        document["tags"] = tags.to_json_dict()
+    return document
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +100,24 @@ class Create:
     source: SourceLocation
     fields: Mapping[str, FieldChange]
     custom: Mapping[str, FieldChange]
+    # None: the tags are not managed, or not changed.
+    tags: TagsChange | None = None
 
     @property
     def sort_key(self) -> tuple[int, str]:
         return (ACTION_ORDER[self.action], self.phone)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "phone": self.phone,
-            "source": str(self.source),
-            "fields": _changes_json(self.fields),
-            "custom": _changes_json(self.custom),
-        }
+        return _with_tags(
+            {
+                "action": self.action,
+                "phone": self.phone,
+                "source": str(self.source),
+                "fields": _changes_json(self.fields),
+                "custom": _changes_json(self.custom),
+            },
+            self.tags,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,23 +136,27 @@ class Update:
     fields: Mapping[str, FieldChange]
     custom: Mapping[str, FieldChange]
     adopt: bool = False
+    tags: TagsChange | None = None
 
     @property
     def sort_key(self) -> tuple[int, str]:
         return (ACTION_ORDER[self.action], self.phone)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "phone": self.phone,
-            "contact_id": self.contact_id,
-            "rev": self.rev,
-            "updated": self.updated,
-            "source": str(self.source),
-            "adopt": self.adopt,
-            "fields": _changes_json(self.fields),
-            "custom": _changes_json(self.custom),
-        }
+        return _with_tags(
+            {
+                "action": self.action,
+                "phone": self.phone,
+                "contact_id": self.contact_id,
+                "rev": self.rev,
+                "updated": self.updated,
+                "source": str(self.source),
+                "adopt": self.adopt,
+                "fields": _changes_json(self.fields),
+                "custom": _changes_json(self.custom),
+            },
+            self.tags,
+        )
 
 
 @dataclass(frozen=True, slots=True)

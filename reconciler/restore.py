@@ -1,8 +1,8 @@
 """``reconciler restore BACKUP_FILE``: re-create the contacts of a prune backup.
 
 Each contact comes back with its standard fields, its custom fields by title (created in the
-account when missing), its opt-out state and the ownership marker of the apply that deleted
-it. A phone that exists again is skipped: restore never overwrites a live contact. The
+account when missing), its tags, its opt-out state and the ownership marker of the apply that
+deleted it. A phone that exists again is skipped: restore never overwrites a live contact. The
 conversation history went with the delete and cannot come back; restore says so.
 
 The whole file is read and checked before any request, so a damaged line writes nothing.
@@ -66,6 +66,7 @@ def _declared(record: BackupRecord, shown_path: str) -> DesiredContact:
         fields=fields,
         custom=custom,
         source=SourceLocation(shown_path, record.line),
+        tags=contact.tags,
     )
 
 

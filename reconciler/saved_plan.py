@@ -29,6 +29,7 @@ from reconciler.errors import SavedPlanError
 from reconciler.masking import mask_phone
 from reconciler.model import DesiredContact
 from reconciler.plan import ACTION_ORDER, FORMAT_VERSION, Change, Marker, Plan
+from reconciler.untrusted_json import UnreadableJson, decode_json
 
 SAVED_PLAN_FORMAT = 2
 _KIND = "reconciler saved plan"
@@ -81,6 +82,8 @@ def desired_state_digest(contacts: Sequence[DesiredContact]) -> str:
             contact.phone,
             sorted(contact.fields.items()),
             sorted(contact.custom.items()),
+            # Only when managed, so the digest of a state without tags is what it was.
+            *([] if contact.tags is None else [sorted(set(contact.tags))]),
         ]
         for contact in contacts
     )
@@ -153,7 +156,7 @@ def plan_differences(saved: SavedPlan, derived: Plan, *, mask: bool = False) -> 
 
 def _as_saved(change: Change) -> dict[str, Any]:
     """A change as a saved file holds it once read back (through JSON)."""
-    loaded: dict[str, Any] = json.loads(json.dumps(change.to_json_dict()))
+    loaded: dict[str, Any] = decode_json(json.dumps(change.to_json_dict()))
     return loaded
 
 
@@ -301,7 +304,7 @@ def write_saved_plan(
             f"cannot write the plan to {path}: {error.strerror or error}. "
             "Check the directory exists and is writable."
         ) from None
-    return parse_saved_plan(json.loads(text), origin=str(path))
+    return parse_saved_plan(decode_json(text), origin=str(path))
 
 
 def read_saved_plan(path: Path) -> SavedPlan:
@@ -314,10 +317,11 @@ def read_saved_plan(path: Path) -> SavedPlan:
     except (OSError, UnicodeDecodeError) as error:
         raise SavedPlanError(f"cannot read the saved plan {path}: {error}.") from None
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
+        document = decode_json(text)
+    except UnreadableJson as error:
+        where = f"line {error.line}" if error.line is not None else error.reason
         raise SavedPlanError(
-            f"{path} is not valid JSON (line {error.lineno}), so not a saved plan. "
+            f"{path} is not valid JSON ({where}), so not a saved plan. "
             f"Run `reconciler plan --out {path}` again."
         ) from None
     return parse_saved_plan(document, origin=str(path))

@@ -5,7 +5,6 @@ their errors become located, one-line problems that name the offending key."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from reconciler.errors import Problem
 from reconciler.phones import PhoneProblem, declared_phone
+from reconciler.untrusted_json import decode_json
 from reconciler.yaml_safety import LoadedYaml, locate, position
 
 CONTACTS_SCHEMA = "contacts.schema.json"
@@ -29,7 +29,8 @@ def schema_directory() -> Path:
 
 @functools.cache
 def load_schema(name: str) -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads((schema_directory() / name).read_text(encoding="utf-8"))
+    # Shipped with the package, yet read through the one decoder like every other JSON file.
+    schema: dict[str, Any] = decode_json((schema_directory() / name).read_bytes())
     return schema
 
 

@@ -12,7 +12,6 @@ counts requests per minute, so 429s can follow one another until the window roll
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +58,7 @@ from reconciler.heymarket.retry import (
     parse_retry_after,
 )
 from reconciler.model import CustomField, LiveContact
+from reconciler.untrusted_json import UnreadableJson, decode_json
 
 LIST_PATH: Final = "/v2/contacts/list"
 SEARCH_PATH: Final = "/v2/contacts/search"
@@ -543,10 +543,10 @@ class _ErrorBody:
     @classmethod
     def of(cls, response: httpx.Response) -> _ErrorBody:
         try:
-            body = json.loads(response.content)
-        except RecursionError:
-            return cls(None, "a JSON body nested too deeply to read", is_json=False)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            body = decode_json(response.content)
+        except UnreadableJson as error:
+            if not error.not_json:
+                return cls(None, f"a JSON body that cannot be read ({error.reason})", is_json=False)
             content_type = response.headers.get("Content-Type", "no content type")
             return cls(None, f"a body that is not JSON ({content_type})", is_json=False)
         if isinstance(body, Mapping):
@@ -583,15 +583,15 @@ def _json_body(response: httpx.Response, request_id: str | None) -> object:
         if text.lower() in (b"ok", b""):
             return "ok"
     try:
-        body: object = json.loads(response.content)
-    except RecursionError:
-        raise BadResponseError(
-            "Heymarket answered with JSON nested too deeply to read: check that the API URL "
-            "points at the Heymarket API",
-            status=response.status_code,
-            request_id=request_id,
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body: object = decode_json(response.content)
+    except UnreadableJson as error:
+        if not error.not_json:
+            raise BadResponseError(
+                f"Heymarket answered with JSON that cannot be read ({error.reason}): check "
+                "that the API URL points at the Heymarket API",
+                status=response.status_code,
+                request_id=request_id,
+            ) from None
         content_type = response.headers.get("Content-Type", "no content type")
         raise BadResponseError(
             f"Heymarket answered with a body that is not JSON ({content_type}): "

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 # Not ``import json``: importing the ``render.json`` submodule rebinds that package name.
 from json import dumps
+from typing import NamedTuple
 
 from reconciler.masking import mask_plan
-from reconciler.plan import Change, Delete, FieldChange, FieldValue, Plan, Update
+from reconciler.plan import Change, Create, Delete, FieldChange, FieldValue, Plan, Update
 
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
 
@@ -75,6 +76,31 @@ def field_changes(change: Change) -> Iterator[tuple[str, FieldChange]]:
     """Standard fields, then custom fields labelled ``custom["Title"]``."""
     yield from change.fields.items()
     yield from custom_labels(change.custom)
+
+
+class ShownChange(NamedTuple):
+    """One line of a change as the renderers show it: values written as JSON, ``None`` where
+    there is none (nothing before, cleared after)."""
+
+    label: str
+    before: str | None
+    after: str | None
+
+
+def _shown(value: FieldValue) -> str | None:
+    return None if value is None else format_value(value)
+
+
+def _shown_tags(tags: tuple[str, ...]) -> str | None:
+    return dumps(list(tags), ensure_ascii=False) if tags else None
+
+
+def shown_changes(change: Change) -> Iterator[ShownChange]:
+    """``field_changes`` as text, then the tags when the change sets them."""
+    for label, field_change in field_changes(change):
+        yield ShownChange(label, _shown(field_change.before), _shown(field_change.after))
+    if isinstance(change, Create | Update) and change.tags is not None:
+        yield ShownChange("tags", _shown_tags(change.tags.before), _shown_tags(change.tags.after))
 
 
 def custom_labels(custom: Mapping[str, FieldChange]) -> Iterator[tuple[str, FieldChange]]:

@@ -14,9 +14,8 @@ from reconciler.plan import Change, Notice, Plan
 from reconciler.render import (
     action_label,
     change_location,
-    field_changes,
-    format_value,
     no_changes_detail,
+    shown_changes,
 )
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -39,15 +38,13 @@ def _md(text: str, limit: int = MAX_VALUE_CHARS) -> str:
 
 def _row(change: Change) -> str:
     details = []
-    for label, field_change in field_changes(change):
-        if field_change.before is None:
-            shown = f"+ {_md(format_value(field_change.after))}"
-        elif field_change.after is None:
-            shown = f"- {_md(format_value(field_change.before))}"
+    for label, before, after in shown_changes(change):
+        if before is None:
+            shown = f"+ {_md(after or 'null')}"
+        elif after is None:
+            shown = f"- {_md(before)}"
         else:
-            before = _md(format_value(field_change.before))
-            after = _md(format_value(field_change.after))
-            shown = f"{before} → {after}"
+            shown = f"{_md(before)} → {_md(after)}"
         details.append(f"{_md(label)}: {shown}")
     action = action_label(change)
     kind = f" ({action})" if action != change.action else ""
@@ -100,7 +97,7 @@ def _summary_table(plan: Plan) -> str:
 def _field_summary(changes: Sequence[Change]) -> str:
     counts: Counter[tuple[str, str]] = Counter()
     for change in changes:
-        for label, _ in field_changes(change):
+        for label, _, _ in shown_changes(change):
             counts[(change.action, label)] += 1
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     lines = [

@@ -3,13 +3,14 @@ line per field with ``before -> after``, and the one-line summary at the end."""
 
 from __future__ import annotations
 
-from reconciler.plan import Change, FieldChange, Plan
+from reconciler.plan import Change, Plan
 from reconciler.render import (
+    ShownChange,
     action_label,
     change_location,
-    field_changes,
     format_value,
     no_changes_detail,
+    shown_changes,
 )
 
 _RESET = "\033[0m"
@@ -24,16 +25,14 @@ def _paint(text: str, code: str, color: bool) -> str:
     return f"{code}{text}{_RESET}" if color else text
 
 
-def _field_line(label: str, change: FieldChange, color: bool) -> str:
+def _field_line(change: ShownChange, color: bool) -> str:
     if change.before is None:
-        sign, shown = "+", format_value(change.after)
+        sign, shown = "+", f"{change.after or 'null'}"
     elif change.after is None:
-        sign, shown = "-", format_value(change.before)
-        shown = f"{shown} -> null"
+        sign, shown = "-", f"{change.before} -> null"
     else:
-        sign = "~"
-        shown = f"{format_value(change.before)} -> {format_value(change.after)}"
-    return f"      {_paint(sign, _COLORS[sign], color)} {label}: {shown}"
+        sign, shown = "~", f"{change.before} -> {change.after}"
+    return f"      {_paint(sign, _COLORS[sign], color)} {change.label}: {shown}"
 
 
 def _change_lines(change: Change, color: bool) -> list[str]:
@@ -43,9 +42,7 @@ def _change_lines(change: Change, color: bool) -> list[str]:
         f"  {_paint(sign, _COLORS[sign], color)} {_paint(head, _BOLD, color)}"
         f"  ({change_location(change)})"
     ]
-    lines.extend(
-        _field_line(label, field_change, color) for label, field_change in field_changes(change)
-    )
+    lines.extend(_field_line(shown, color) for shown in shown_changes(change))
     return lines
 
 

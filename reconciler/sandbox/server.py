@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
-from reconciler.errors import SandboxError, one_line
+from reconciler.errors import Problem, SandboxError
 from reconciler.sandbox.faults import Faults, FaultSettingError, FaultSettings, RequestStats
-from reconciler.sandbox.store import ContactStore
+from reconciler.sandbox.store import ContactStore, DamagedStoreError
 from reconciler.sandbox.wire import (
     BadRequest,
     ContactRecord,
@@ -37,6 +37,8 @@ from reconciler.sandbox.wire import (
     parse_timestamp,
     parse_write,
 )
+from reconciler.untrusted_json import UnreadableJson, decode_json
+from reconciler.yaml_safety import load_yaml
 
 TOKEN_LIFETIME_SECONDS: Final = 300
 # Tolerated clock difference between a client and the sandbox when checking `iat`.
@@ -189,13 +191,15 @@ class SandboxApp:
 
     def _run(self, handler: Handler, body: bytes, query: str) -> Reply:
         try:
-            payload = json.loads(body) if body.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as problem:
+            payload = decode_json(body) if body.strip() else None
+        except UnreadableJson as problem:
             return error_reply(400, "bad_data", f"body is not valid JSON: {problem}")
         try:
             return handler(payload, parse_qs(query))
         except (BadRequest, FaultSettingError) as problem:
             return error_reply(400, "bad_data", str(problem))
+        except DamagedStoreError as problem:  # a --db file damaged outside the sandbox
+            return error_reply(500, "internal_error", str(problem))
         except Exception as unexpected:  # a sandbox bug must still answer, as a 500
             traceback.print_exc(file=sys.stderr)
             return error_reply(500, "internal_error", f"{type(unexpected).__name__}")
@@ -403,36 +407,31 @@ class SandboxServer(ThreadingHTTPServer):
 
 
 def load_seed_file(path: Path) -> list[Any]:
-    """A JSON or YAML list of contacts (or a mapping with a ``contacts`` list)."""
+    """A JSON or YAML list of contacts (or a mapping with a ``contacts`` list). The YAML goes
+    through the same gate as contacts files: no anchors, no tags, nesting capped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as problem:
         raise SandboxError(f"cannot read seed file {path}: {problem.strerror}") from None
+    malformed = f"seed file {path} is not valid JSON or YAML"
+    value: Any
+    if path.suffix.lower() == ".json":
+        try:
+            value = decode_json(data)
+        except UnreadableJson as problem:
+            where = f"line {problem.line}: " if problem.line is not None else ""
+            raise SandboxError(f"{malformed}: {where}{problem.reason}") from None
+    else:
+        loaded = load_yaml(data, str(path))
+        if isinstance(loaded, Problem):
+            raise SandboxError(
+                f"{malformed}: line {loaded.line}, column {loaded.column}: {loaded.message}"
+            )
+        value = None if loaded is None else loaded.value
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            from ruamel.yaml import YAML
-
-            data = YAML(typ="safe").load(text)
-        return _contact_list(data)
+        return _contact_list(value)
     except BadRequest as problem:
         raise SandboxError(f"seed file {path}: {problem}") from None
-    except Exception as problem:  # any parser's error is a malformed file
-        raise SandboxError(
-            f"seed file {path} is not valid JSON or YAML: {_parse_problem(problem)}"
-        ) from None
-
-
-def _parse_problem(problem: Exception) -> str:
-    """A parser's complaint on one line, located (YAML parsers spread theirs over four)."""
-    if isinstance(problem, json.JSONDecodeError):
-        return f"line {problem.lineno}, column {problem.colno}: {problem.msg}"
-    mark = getattr(problem, "problem_mark", None)
-    text = one_line(str(getattr(problem, "problem", None) or problem))
-    if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: {text}"
-    return text
 
 
 def run_sandbox(

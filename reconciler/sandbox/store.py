@@ -29,6 +29,7 @@ from reconciler.sandbox.wire import (
     ItemError,
     SeedContact,
 )
+from reconciler.untrusted_json import UnreadableJson, decode_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
@@ -81,6 +82,26 @@ def now_seconds() -> int:
     return int(time.time())
 
 
+class DamagedStoreError(Exception):
+    """A row of a ``--db`` file that the sandbox did not write (edited or damaged)."""
+
+
+def _json_column(row: Sequence[Any], index: int, name: str, kind: type) -> Any:
+    value: Any
+    try:
+        value = decode_json(row[index])
+    except (UnreadableJson, TypeError):
+        value = None
+    if not isinstance(value, kind) or (
+        isinstance(value, list) and not all(isinstance(item, str) for item in value)
+    ):
+        raise DamagedStoreError(
+            f"the sandbox database holds a damaged `{name}` for contact {row[0]}; "
+            "start the sandbox with a new --db file"
+        )
+    return value
+
+
 def _record(row: Sequence[Any]) -> ContactRecord:
     return ContactRecord(
         id=row[0],
@@ -91,8 +112,8 @@ def _record(row: Sequence[Any]) -> ContactRecord:
         display_name=row[5],
         email=row[6],
         is_opted_out=bool(row[7]),
-        custom=json.loads(row[8]),
-        tags=tuple(json.loads(row[9])),
+        custom=_json_column(row, 8, "custom", dict),
+        tags=tuple(_json_column(row, 9, "tags", list)),
         created=row[10],
         updated=row[11],
         rev=row[12],
