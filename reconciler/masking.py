@@ -44,8 +44,8 @@ def mask_name(name: str) -> str:
 
 
 # A phone in free text: E.164 digits, perhaps written with "+", spaces, dashes or brackets
-# ("+1 (510) 555-1234"). The run is taken whole; ``_masked_run`` decides whether it is one.
-_PHONE_RUN = re.compile(r"\+?\(?\d(?:[ \-()]{0,2}\d)*")
+# ("+1 (510) 555-1234"), so at least 7 digits. ``_masked_run`` decides whether it is one.
+_PHONE_RUN = re.compile(r"\+?\(?\d(?:[ \-()]{0,2}\d){6,}")
 _EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 # Followed by one of these and then a letter or digit, a digit run is part of a name, a
 # date or a path (`prune-20261129T233000Z.jsonl`, `2026-11-29T10:00`, `v1.2345678`).
@@ -113,7 +113,7 @@ class KnownNames:
 
 def _masked_names(text: str, known: KnownNames) -> str:
     """``text`` with each whole-word occurrence of a known name masked."""
-    if not known.names:
+    if not known.names or known.first_words.isdisjoint(_WORD.findall(text)):
         return text
     words = list(_WORD.finditer(text))
     pieces: list[str] = []
