@@ -4,7 +4,7 @@ summary that plan and apply append to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from reconciler.errors import Problem
@@ -63,13 +63,17 @@ def problem_report(problems: Sequence[Problem], consequence: str) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def append_step_summary(markdown: str, environ: Mapping[str, str]) -> str:
-    """Append ``markdown`` to the GitHub job summary when ``GITHUB_STEP_SUMMARY`` names a
-    file. Returns a warning line for stderr when that fails: a summary is a convenience and
-    must not fail a run that did its work."""
+def append_step_summary(
+    markdown: str, environ: Mapping[str, str], *, screen: Callable[[str], str]
+) -> str:
+    """Append ``markdown``, passed through ``screen`` (the run's output filter: the summary
+    is an output stream like stdout), to the GitHub job summary when ``GITHUB_STEP_SUMMARY``
+    names a file. Returns a warning line for stderr when that fails: a summary is a
+    convenience and must not fail a run that did its work."""
     target = environ.get(STEP_SUMMARY_VARIABLE, "").strip()
     if not target:
         return ""
+    markdown = screen(markdown)
     try:
         with Path(target).open("a", encoding="utf-8") as summary:
             summary.write(markdown if markdown.endswith("\n") else markdown + "\n")

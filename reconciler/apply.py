@@ -53,7 +53,7 @@ from reconciler.heymarket.parse import phone_of
 from reconciler.journal import JOURNAL_FILE, Journal, JournalEntry, Result
 from reconciler.live_snapshot import Refresh
 from reconciler.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
-from reconciler.masking import mask_phone
+from reconciler.masking import contact_names, mask_phone
 from reconciler.model import CustomField, DesiredContact, LiveContact
 from reconciler.normalize import custom_value_text, normalize_text
 from reconciler.payload import to_upsert_item
@@ -68,6 +68,7 @@ from reconciler.pipeline import (
     resolve_settings,
 )
 from reconciler.plan import Create, Delete, Marker, Plan, Update, check_prune_caps
+from reconciler.redaction import credential_values_in
 from reconciler.render import RenderOptions, render_plan
 from reconciler.saved_plan import (
     Provenance,
@@ -673,7 +674,14 @@ def _report(
     console.out(tally.summary(verb, state) + "\n")
 
 
-def _step_summary(tally: Tally, environ: Mapping[str, str], *, mask: bool, verb: str) -> str:
+def _step_summary(
+    tally: Tally,
+    environ: Mapping[str, str],
+    screen: Callable[[str], str],
+    *,
+    mask: bool,
+    verb: str,
+) -> str:
     if not environ.get(STEP_SUMMARY_VARIABLE, "").strip():
         return ""
     lines = [
@@ -688,7 +696,7 @@ def _step_summary(tally: Tally, environ: Mapping[str, str], *, mask: bool, verb:
     if tally.failures:
         lines += ["", "Failed:", ""]
         lines += [f"- {failure.line(mask=mask)}" for failure in tally.failures]
-    return append_step_summary("\n".join(lines) + "\n", environ)
+    return append_step_summary("\n".join(lines) + "\n", environ, screen=screen)
 
 
 def run_apply(
@@ -718,6 +726,9 @@ def _apply_locked(
     connect_client: ConnectClient,
     started_at: datetime,
 ) -> int:
+    console.screen.add_secrets(credential_values_in(environ))
+    if request.mask_pii:
+        console.screen.mask_personal_data()
     try:
         settings = resolve_settings(
             config_file=request.config_file,
@@ -726,12 +737,17 @@ def _apply_locked(
             environ=environ,
             cwd=cwd,
         )
+        mask = request.mask_pii or settings.config.output.mask_pii
+        if mask:
+            # Before anything can be printed, errors included (the CLI prints those).
+            console.screen.mask_personal_data()
         desired = load_desired(settings)
     except DesiredStateError as error:
         if not error.problems:
             raise
         console.err(problem_report(error.problems, NOTHING_PLANNED))
         return EXIT_ERROR
+    console.screen.add_names(contact_names(desired.contacts))
     config = settings.config
     saved = read_saved_plan(_absolute(request.plan_file, cwd)) if request.plan_file else None
     if saved is not None:
@@ -739,7 +755,6 @@ def _apply_locked(
     if request.max_deletes is not None and not request.prune:
         console.err("Note: --max-deletes has no effect without --prune.\n")
 
-    mask = request.mask_pii or config.output.mask_pii
     options = RenderOptions(
         mask_pii=mask,
         color=wants_color(no_color=request.no_color, environ=environ, is_tty=console.stdout_is_tty),
@@ -750,6 +765,7 @@ def _apply_locked(
         live = fetch_live_state(
             client, refresh=request.refresh, cache_dir=cache_directory(settings)
         )
+        console.screen.add_names(contact_names(live.contacts))
         plan = make_plan(
             desired, live, config, prune=request.prune, run_max_deletes=request.max_deletes
         ).plan
@@ -798,7 +814,7 @@ def _apply_locked(
             console.end_progress()
     tally = executor.tally
     _report(tally, console, mask=mask, verb="Apply")
-    warning = _step_summary(tally, environ, mask=mask, verb="Apply")
+    warning = _step_summary(tally, environ, console.screen, mask=mask, verb="Apply")
     if warning:
         console.err(warning)
     return EXIT_ERROR if tally.failures or plan.has_errors else EXIT_OK

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 import click
 
 from reconciler import __version__
+from reconciler.console import OutputFilter
 from reconciler.errors import EXIT_ERROR, EXIT_INTERRUPTED, DesiredStateError, ReconcilerError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,6 +91,14 @@ def cli(context: click.Context, debug: bool) -> None:
     """GitOps for the contacts of a Heymarket account."""
     context.ensure_object(dict)
     context.obj["debug"] = debug
+    context.obj.setdefault("screen", OutputFilter.for_environment(os.environ))
+
+
+def output_filter() -> OutputFilter:
+    """The filter every text of this run passes (the one ``main`` prints errors through)."""
+    screen = click.get_current_context().obj["screen"]
+    assert isinstance(screen, OutputFilter)
+    return screen
 
 
 @cli.command()
@@ -309,7 +318,11 @@ def plan(
         refresh=refresh,
     )
     outcome = run_plan(
-        request, environ=os.environ, cwd=Path.cwd(), stdout_is_tty=sys.stdout.isatty()
+        request,
+        environ=os.environ,
+        cwd=Path.cwd(),
+        stdout_is_tty=sys.stdout.isatty(),
+        screen=output_filter(),
     )
     click.echo(outcome.stdout, nl=False)
     click.echo(outcome.stderr, nl=False, err=True)
@@ -358,6 +371,7 @@ def export(
     """Write the live account as contacts files in canonical form, to adopt it."""
     from reconciler.export import SplitBy, run_export
 
+    screen = output_filter()
     result, written = run_export(
         out_dir=out_dir,
         config_file=config_file,
@@ -368,13 +382,16 @@ def export(
         force=force,
         environ=os.environ,
         cwd=Path.cwd(),
+        screen=screen,
     )
     for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(screen(f"Warning: {warning}"), err=True)
     for path in written.removed:
-        click.echo(f"Removed {path}")
+        click.echo(screen(f"Removed {path}"))
     for path, file in zip(written.written, result.files, strict=True):
-        click.echo(f"Wrote {path} ({file.contacts} contact{'s' if file.contacts != 1 else ''})")
+        click.echo(
+            screen(f"Wrote {path} ({file.contacts} contact{'s' if file.contacts != 1 else ''})")
+        )
     click.echo(
         f"Exported {result.contacts} contact{'s' if result.contacts != 1 else ''} into "
         f"{len(result.files)} file{'s' if len(result.files) != 1 else ''}; "
@@ -450,7 +467,9 @@ def apply(
         lock_timeout=lock_timeout,
         refresh=refresh,
     )
-    return run_apply(request, environ=os.environ, cwd=Path.cwd(), console=Console.standard())
+    return run_apply(
+        request, environ=os.environ, cwd=Path.cwd(), console=Console.standard(output_filter())
+    )
 
 
 @cli.command()
@@ -483,15 +502,26 @@ def restore(
         insecure=insecure,
         lock_timeout=lock_timeout,
     )
-    return run_restore(request, environ=os.environ, cwd=Path.cwd(), console=Console.standard())
+    return run_restore(
+        request, environ=os.environ, cwd=Path.cwd(), console=Console.standard(output_filter())
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code; expected errors are one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("RECONCILER_DEBUG") == "1"
+    # Shared with the command run: it turns masking on when asked to, so an error raised
+    # deep inside is printed as masked as everything else.
+    screen = OutputFilter.for_environment(os.environ)
+
+    def error(text: str) -> None:
+        click.echo(screen(text), err=True)
+
     try:
-        result = cli.main(args=args, prog_name="reconciler", standalone_mode=False)
+        result = cli.main(
+            args=args, prog_name="reconciler", standalone_mode=False, obj={"screen": screen}
+        )
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
@@ -504,26 +534,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         usage_error.show()
         # Exit 2 means "changes present" for plan --detailed-exitcode; usage errors are 1.
         return EXIT_ERROR
-    except DesiredStateError as error:
+    except DesiredStateError as problems:
         # Every problem, not just the first: fixing a file should take one round trip.
-        for problem in error.problems:
-            click.echo(str(problem), err=True)
-        if not error.problems:
-            click.echo(f"Error: {error}", err=True)
-        return error.exit_code
-    except ReconcilerError as error:
-        click.echo(f"Error: {error}", err=True)
-        return error.exit_code
+        for problem in problems.problems:
+            error(str(problem))
+        if not problems.problems:
+            error(f"Error: {problems}")
+        return problems.exit_code
+    except ReconcilerError as failure:
+        error(f"Error: {failure}")
+        return failure.exit_code
     except BrokenPipeError:
         return EXIT_ERROR
-    except Exception as error:  # the last line of defence
+    except Exception as unexpected:  # the last line of defence
         if debug:
-            traceback.print_exc()
+            error(traceback.format_exc().rstrip("\n"))
         else:
-            click.echo(
-                f"Error: unexpected {type(error).__name__}: {error}. "
-                "Run again with --debug for the traceback, and report it.",
-                err=True,
+            error(
+                f"Error: unexpected {type(unexpected).__name__}: {unexpected}. "
+                "Run again with --debug for the traceback, and report it."
             )
         return EXIT_ERROR
     return result if isinstance(result, int) else 0

@@ -1,26 +1,68 @@
-"""Where a command talks to its user: output streams, the yes/no question, a progress
-counter on a terminal, and Ctrl-C that lets the batch in flight finish."""
+"""Where a command talks to its user: output streams (all text through one filter), the
+yes/no question, a progress counter on a terminal, and Ctrl-C that lets the batch in flight
+finish."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from reconciler.errors import ApprovalRequiredError
+from reconciler.masking import KnownNames, mask_text
+from reconciler.redaction import SecretScrubber, credential_values_in
 
 NO_COLOR_VARIABLE = "NO_COLOR"
 CONFIRM_QUESTION = "Do you want to apply these changes? Only 'yes' will be accepted:"
 
 
+class OutputFilter:
+    """The last step of every text a command prints, writes into the job summary or shows
+    as an error: credential values never pass (whatever put them in the text), and with
+    masking on neither do phones, emails and the names the run knows.
+
+    One per command run, shared by its console and the CLI's error handler; the run turns
+    masking on as soon as it knows it is wanted (flag or configuration), and adds names as
+    it reads them."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._scrubber = SecretScrubber(secrets)
+        self.masking = False
+        self._names = KnownNames()
+
+    @classmethod
+    def for_environment(cls, environ: Mapping[str, str]) -> OutputFilter:
+        return cls(credential_values_in(environ))
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Also keep these credential values out of everything printed."""
+        self._scrubber.remember(*secrets)
+
+    def mask_personal_data(self, names: Iterable[object] = ()) -> None:
+        """Mask phones, emails and these names (and any added later) from now on."""
+        self.masking = True
+        self.add_names(names)
+
+    def add_names(self, names: Iterable[object]) -> None:
+        if self.masking:
+            self._names = self._names.adding(names)
+
+    def __call__(self, text: str) -> str:
+        text = self._scrubber.scrub(text)
+        return mask_text(text, self._names) if self.masking else text
+
+
 @dataclass
 class Console:
-    """Where a run talks to its user. ``ask`` is only called when ``stdin_is_tty``."""
+    """Where a run talks to its user. ``ask`` is only called when ``stdin_is_tty``.
+
+    Whatever is given as ``out`` and ``err``, every text goes through ``screen`` first."""
 
     out: Callable[[str], None]
     err: Callable[[str], None]
@@ -28,10 +70,16 @@ class Console:
     stdin_is_tty: bool = False
     stdout_is_tty: bool = False
     stderr_is_tty: bool = False
+    screen: OutputFilter = field(default_factory=OutputFilter)
     _progress_shown: bool = field(default=False, repr=False)
 
+    def __post_init__(self) -> None:
+        write_out, write_err = self.out, self.err
+        self.out = lambda text: write_out(self.screen(text))
+        self.err = lambda text: write_err(self.screen(text))
+
     @classmethod
-    def standard(cls) -> Console:
+    def standard(cls, screen: OutputFilter | None = None) -> Console:
         def write(stream: Any) -> Callable[[str], None]:
             def emit(text: str) -> None:
                 stream.write(text)
@@ -51,6 +99,7 @@ class Console:
             stdin_is_tty=sys.stdin.isatty(),
             stdout_is_tty=sys.stdout.isatty(),
             stderr_is_tty=sys.stderr.isatty(),
+            screen=screen or OutputFilter.for_environment(os.environ),
         )
 
     def progress(self, label: str, done: int, total: int) -> None:

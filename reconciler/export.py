@@ -29,9 +29,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from reconciler.atomic_files import write_atomically
+from reconciler.console import OutputFilter
 from reconciler.desired_state import contact_files, display_path
 from reconciler.errors import ExportError
 from reconciler.fmt import contacts_text
+from reconciler.masking import contact_names
 from reconciler.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.normalize import custom_value_text, normalize_text
 from reconciler.pipeline import cache_directory, connect, fetch_live_state, resolve_settings
@@ -263,9 +265,11 @@ def run_export(
     force: bool,
     environ: Mapping[str, str],
     cwd: Path,
+    screen: OutputFilter | None = None,
 ) -> tuple[Export, WrittenExport]:
     """Read the live account and write it into ``out_dir`` (default: the contacts directory
-    of the configuration)."""
+    of the configuration). The files hold the account in full; what is printed about them
+    goes through ``screen``, which masks it when the configuration asks (``mask_pii``)."""
     settings = resolve_settings(
         config_file=config_file,
         contacts_dir=out_dir,
@@ -273,12 +277,16 @@ def run_export(
         environ=environ,
         cwd=cwd,
     )
+    if screen is not None and settings.config.output.mask_pii:
+        screen.mask_personal_data()
     target = settings.contacts_dir
     if not target.is_absolute():
         target = cwd / target
     check_out_dir(target, cwd, force=force)
     with connect(settings, environ, insecure=insecure) as client:
         live = fetch_live_state(client, cache_dir=cache_directory(settings))
+    if screen is not None:
+        screen.add_names(contact_names(live.contacts))
     export = build_export(
         live.contacts,
         live.fields,

@@ -17,9 +17,10 @@ from reconciler.annotations import (
     append_step_summary,
     problem_report,
 )
-from reconciler.console import wants_color
+from reconciler.console import OutputFilter, wants_color
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, DesiredStateError
 from reconciler.live_snapshot import Refresh
+from reconciler.masking import contact_names
 from reconciler.pipeline import (
     PlanRun,
     Settings,
@@ -31,6 +32,7 @@ from reconciler.pipeline import (
     resolve_settings,
 )
 from reconciler.plan import Plan
+from reconciler.redaction import credential_values_in
 from reconciler.render import FORMATS, RenderOptions, render_plan
 from reconciler.saved_plan import SavedPlan, current_provenance, write_saved_plan
 
@@ -85,10 +87,22 @@ def plan_exit_code(plan: Plan, *, detailed: bool) -> int:
 
 
 def run_plan(
-    request: PlanRequest, *, environ: Mapping[str, str], cwd: Path, stdout_is_tty: bool
+    request: PlanRequest,
+    *,
+    environ: Mapping[str, str],
+    cwd: Path,
+    stdout_is_tty: bool,
+    screen: OutputFilter | None = None,
 ) -> PlanOutcome:
+    """One ``plan`` run. Everything it returns to print, and the job summary, has passed
+    ``screen`` (the CLI's, so that an error raised here is printed masked too)."""
     if request.output_format not in FORMATS:
         raise ValueError(f"unknown plan format {request.output_format!r}")
+    if screen is None:
+        screen = OutputFilter()
+    screen.add_secrets(credential_values_in(environ))
+    if request.mask_pii:
+        screen.mask_personal_data()
     try:
         settings = resolve_settings(
             config_file=request.config_file,
@@ -97,18 +111,24 @@ def run_plan(
             environ=environ,
             cwd=cwd,
         )
+        if settings.config.output.mask_pii:
+            screen.mask_personal_data()
         desired = load_desired(settings)
     except DesiredStateError as error:
         if not error.problems:
             raise
         return PlanOutcome(
-            stdout="", stderr=problem_report(error.problems, NOTHING_PLANNED), exit_code=EXIT_ERROR
+            stdout="",
+            stderr=screen(problem_report(error.problems, NOTHING_PLANNED)),
+            exit_code=EXIT_ERROR,
         )
+    screen.add_names(contact_names(desired.contacts))
 
     with connect(settings, environ, insecure=request.insecure) as client:
         live = fetch_live_state(
             client, refresh=request.refresh, cache_dir=cache_directory(settings)
         )
+    screen.add_names(contact_names(live.contacts))
     run = make_plan(desired, live, settings.config, prune=request.prune)
 
     options = render_options(request, settings, environ, is_tty=stdout_is_tty)
@@ -133,11 +153,11 @@ def run_plan(
             if request.output_format == "markdown"
             else render_plan(run.plan, "markdown", options).stdout
         )
-        stderr += append_step_summary(summary, environ)
+        stderr += append_step_summary(summary, environ, screen=screen)
 
     return PlanOutcome(
-        stdout=stdout,
-        stderr=stderr,
+        stdout=screen(stdout),
+        stderr=screen(stderr),
         exit_code=plan_exit_code(run.plan, detailed=request.detailed_exitcode),
         run=run,
         saved=saved,

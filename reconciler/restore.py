@@ -23,10 +23,11 @@ from reconciler.diff import DiffSettings, diff
 from reconciler.errors import EXIT_ERROR, EXIT_OK, BackupError
 from reconciler.journal import JOURNAL_FILE, Journal
 from reconciler.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
-from reconciler.masking import mask_phone
+from reconciler.masking import contact_names, mask_phone
 from reconciler.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
 from reconciler.pipeline import resolve_settings
 from reconciler.plan import Create, Marker
+from reconciler.redaction import credential_values_in
 from reconciler.render import RenderOptions, render_plan
 from reconciler.saved_plan import current_git_commit
 
@@ -106,6 +107,9 @@ def _restore_locked(
     connect_client: ConnectClient,
     started_at: datetime,
 ) -> int:
+    console.screen.add_secrets(credential_values_in(environ))
+    if request.mask_pii:
+        console.screen.mask_personal_data()
     path = request.backup_file if request.backup_file.is_absolute() else cwd / request.backup_file
     records = read_backup(path)
     if not records:
@@ -120,6 +124,8 @@ def _restore_locked(
         cwd=cwd,
     )
     mask = request.mask_pii or settings.config.output.mask_pii
+    if mask:
+        console.screen.mask_personal_data(contact_names(record.contact for record in records))
     shown_path = str(request.backup_file)
     declared = {record.contact.phone: _declared(record, shown_path) for record in records}
     diff_settings = DiffSettings(marker_field=marker.field_title, owner=marker.owner)

@@ -15,10 +15,13 @@ import httpx
 import jwt
 
 from reconciler.errors import CredentialsError
-
-SECRET_ID_VARIABLE = "HEYMARKET_SECRET_ID"
-SECRET_KEY_VARIABLE = "HEYMARKET_SECRET_KEY"
-API_KEY_VARIABLE = "HEYMARKET_API_KEY"
+from reconciler.redaction import (
+    API_KEY_VARIABLE,
+    SECRET_ID_VARIABLE,
+    SECRET_KEY_VARIABLE,
+    SecretScrubber,
+    signing_secret,
+)
 
 # Heymarket rejects a token 5 minutes after its `iat`; renewing a minute early leaves room for
 # a slow request and a little clock skew.
@@ -86,6 +89,17 @@ def credentials_from_env(environ: Mapping[str, str]) -> Credentials:
     )
 
 
+def credential_values(credentials: Credentials) -> tuple[str, ...]:
+    """Every secret ``credentials`` holds, as text a server could echo back."""
+    if isinstance(credentials, ApiKeyCredentials):
+        return (credentials.api_key,)
+    return (
+        credentials.secret_id,
+        credentials.secret_key,
+        signing_secret(credentials.secret_id, credentials.secret_key),
+    )
+
+
 def sign_token(credentials: JwtCredentials, issued_at: int) -> str:
     """A Heymarket JWT: HS256 over ``{"iss": id, "iat": issued_at}`` with key ``id||key``."""
     with warnings.catch_warnings():
@@ -93,7 +107,7 @@ def sign_token(credentials: JwtCredentials, issued_at: int) -> str:
         warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
         return jwt.encode(
             {"iss": credentials.secret_id, "iat": issued_at},
-            f"{credentials.secret_id}||{credentials.secret_key}",
+            signing_secret(credentials.secret_id, credentials.secret_key),
             algorithm="HS256",
         )
 
@@ -101,13 +115,19 @@ def sign_token(credentials: JwtCredentials, issued_at: int) -> str:
 class BearerAuth(httpx.Auth):
     """Adds ``Authorization: Bearer ...`` to every request, renewing the JWT before it expires.
 
-    Thread-safe: concurrent requests share one token and renew it once."""
+    Thread-safe: concurrent requests share one token and renew it once. Each token signed is
+    handed to ``scrubber``, so no answer can show it back."""
 
     def __init__(
-        self, credentials: Credentials, *, wall_clock: Callable[[], float] = time.time
+        self,
+        credentials: Credentials,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        scrubber: SecretScrubber | None = None,
     ) -> None:
         self._credentials = credentials
         self._wall_clock = wall_clock
+        self.scrubber = scrubber or SecretScrubber(credential_values(credentials))
         self._lock = threading.Lock()
         self._token: str | None = None
         self._issued_at = 0
@@ -125,6 +145,7 @@ class BearerAuth(httpx.Auth):
             if force_renew or self._token is None or now >= renew_at:
                 issued_at = now - TOKEN_BACKDATE_SECONDS
                 self._token = sign_token(credentials, issued_at)
+                self.scrubber.remember(self._token)
                 self._issued_at = issued_at
             return self._token
 

@@ -32,13 +32,7 @@ from reconciler.errors import (
     ServerError,
     TransportError,
 )
-from reconciler.heymarket.auth import (
-    SECRET_ID_VARIABLE,
-    SECRET_KEY_VARIABLE,
-    BearerAuth,
-    Credentials,
-    JwtCredentials,
-)
+from reconciler.heymarket.auth import BearerAuth, Credentials, JwtCredentials
 from reconciler.heymarket.listing import keep_newest, list_contacts
 from reconciler.heymarket.pagination import PageRequest
 from reconciler.heymarket.parse import (
@@ -58,6 +52,7 @@ from reconciler.heymarket.retry import (
     parse_retry_after,
 )
 from reconciler.model import CustomField, LiveContact
+from reconciler.redaction import SECRET_ID_VARIABLE, SECRET_KEY_VARIABLE, SecretScrubber
 from reconciler.untrusted_json import UnreadableJson, decode_json
 
 LIST_PATH: Final = "/v2/contacts/list"
@@ -144,6 +139,10 @@ class HeymarketClient:
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._auth = BearerAuth(credentials, wall_clock=wall_clock)
+        # Every text an answer brings (bodies, headers, error descriptions) passes this
+        # before anything else sees it: a server that echoes the Authorization header must
+        # not get a credential printed, journaled or put in a job summary.
+        self._scrubber = self._auth.scrubber
         self._limiter = SlidingWindowLimiter(requests_per_minute, clock=clock, sleep=sleep)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -397,7 +396,8 @@ class HeymarketClient:
         except _NOT_SENT as error:
             return _Retryable(
                 TransportError(
-                    f"could not reach Heymarket at {self.base_url} ({_describe(error)}): "
+                    f"could not reach Heymarket at {self.base_url} "
+                    f"({self._describe(error)}): "
                     "check --api-url / HEYMARKET_API_URL and the network"
                 ),
                 unreached=True,
@@ -410,18 +410,19 @@ class HeymarketClient:
             if write:
                 raise AmbiguousWriteError(
                     f"{method} {path}: no answer after the request was sent "
-                    f"({_describe(error)}); re-read the contacts to learn whether it was applied"
+                    f"({self._describe(error)}); re-read the contacts to learn whether it was "
+                    "applied"
                 ) from None
             return _Retryable(
                 TransportError(
-                    f"lost the connection to Heymarket at {self.base_url} ({_describe(error)})"
+                    f"lost the connection to Heymarket at {self.base_url} ({self._describe(error)})"
                 )
             )
-        request_id = response.headers.get("X-Request-Id")
+        request_id = self._header(response, "X-Request-Id")
         status = response.status_code
         if 200 <= status < 300:
             try:
-                return _Answer(status, request_id, _json_body(response, request_id))
+                return _Answer(status, request_id, self._json_body(response, request_id))
             except BadResponseError as unreadable:
                 if write:
                     raise AmbiguousWriteError(
@@ -429,7 +430,7 @@ class HeymarketClient:
                         "it was applied"
                     ) from None
                 raise
-        error_body = _ErrorBody.of(response)
+        error_body = _ErrorBody.of(response, self._scrubber)
         if status == 401:
             return _Retryable(self._authentication_error(response, error_body), expired_token=True)
         if status == 403:
@@ -516,8 +517,40 @@ class HeymarketClient:
         return AuthenticationError(
             f"{text} ({error_body.message}): {advice}",
             status=response.status_code,
-            request_id=response.headers.get("X-Request-Id"),
+            request_id=self._header(response, "X-Request-Id"),
         )
+
+    def _header(self, response: httpx.Response, name: str) -> str | None:
+        value = response.headers.get(name)
+        return None if value is None else self._scrubber.scrub(value)
+
+    def _describe(self, error: Exception) -> str:
+        return self._scrubber.scrub(_describe(error))
+
+    def _json_body(self, response: httpx.Response, request_id: str | None) -> object:
+        if 200 <= response.status_code < 300:
+            text = response.content.strip()
+            # "ok" as bare text (not a JSON string) or an empty success: the delete documents
+            # only the word, not its encoding.
+            if text.lower() in (b"ok", b""):
+                return "ok"
+        try:
+            return _decoded(response.content, self._scrubber)
+        except UnreadableJson as error:
+            if not error.not_json:
+                raise BadResponseError(
+                    f"Heymarket answered with JSON that cannot be read ({error.reason}): check "
+                    "that the API URL points at the Heymarket API",
+                    status=response.status_code,
+                    request_id=request_id,
+                ) from None
+            content_type = _content_type(response, self._scrubber)
+            raise BadResponseError(
+                f"Heymarket answered with a body that is not JSON ({content_type}): "
+                "check that the API URL points at the Heymarket API",
+                status=response.status_code,
+                request_id=request_id,
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,13 +574,13 @@ class _ErrorBody:
     is_json: bool
 
     @classmethod
-    def of(cls, response: httpx.Response) -> _ErrorBody:
+    def of(cls, response: httpx.Response, scrubber: SecretScrubber) -> _ErrorBody:
         try:
-            body = decode_json(response.content)
+            body = _decoded(response.content, scrubber)
         except UnreadableJson as error:
             if not error.not_json:
                 return cls(None, f"a JSON body that cannot be read ({error.reason})", is_json=False)
-            content_type = response.headers.get("Content-Type", "no content type")
+            content_type = _content_type(response, scrubber)
             return cls(None, f"a body that is not JSON ({content_type})", is_json=False)
         if isinstance(body, Mapping):
             code = body.get("error")
@@ -575,28 +608,15 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-def _json_body(response: httpx.Response, request_id: str | None) -> object:
-    if 200 <= response.status_code < 300:
-        text = response.content.strip()
-        # "ok" as bare text (not a JSON string) or an empty success: the delete documents
-        # only the word, not its encoding.
-        if text.lower() in (b"ok", b""):
-            return "ok"
-    try:
-        body: object = decode_json(response.content)
-    except UnreadableJson as error:
-        if not error.not_json:
-            raise BadResponseError(
-                f"Heymarket answered with JSON that cannot be read ({error.reason}): check "
-                "that the API URL points at the Heymarket API",
-                status=response.status_code,
-                request_id=request_id,
-            ) from None
-        content_type = response.headers.get("Content-Type", "no content type")
-        raise BadResponseError(
-            f"Heymarket answered with a body that is not JSON ({content_type}): "
-            "check that the API URL points at the Heymarket API",
-            status=response.status_code,
-            request_id=request_id,
-        ) from None
+def _decoded(content: bytes, scrubber: SecretScrubber) -> object:
+    """An answer's JSON with every string in it scrubbed of credentials: the one door through
+    which a server's words enter the program (error messages, ``failed_contacts`` reasons,
+    the values a parse error quotes, contact fields alike). Raises ``UnreadableJson``."""
+    body: object = decode_json(content)
+    if scrubber.might_hold(content.decode("utf-8", "replace")):
+        body = scrubber.scrub_json(body)
     return body
+
+
+def _content_type(response: httpx.Response, scrubber: SecretScrubber) -> str:
+    return scrubber.scrub(response.headers.get("Content-Type", "no content type"))
