@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.apply import ApplyRequest, run_apply
-from reconciler.console import Console
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.report.console import Console
 from reconciler.sandbox.launch import running_sandbox
 
 BATCH_LIMIT = 100

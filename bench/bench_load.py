@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from reconciler.desired_state import contact_files, load_desired_state
-from reconciler.schemas import CONTACTS_SCHEMA, validator
+from reconciler.desired.loader import contact_files, load_desired_state
+from reconciler.desired.schemas import CONTACTS_SCHEMA, validator
 
 FILES = 100
 TIERS = ("gold", "silver", "bronze")

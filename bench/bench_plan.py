@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from reconciler.diff import DiffSettings, diff
-from reconciler.model import CustomField, DesiredContact, LiveContact, SourceLocation
-from reconciler.plan import Plan
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
+from reconciler.core.plan import Plan
 from reconciler.render import RenderOptions, render_plan
 
 T = TypeVar("T")

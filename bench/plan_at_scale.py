@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 from ruamel.yaml import YAML
 
-from reconciler.pipeline import (
+from reconciler.commands.context import (
     cache_directory,
     connect,
     fetch_live_state,
@@ -49,9 +49,9 @@ from reconciler.pipeline import (
     make_plan,
     resolve_settings,
 )
+from reconciler.desired.schemas import CONTACTS_SCHEMA, validator
 from reconciler.render import RenderOptions, render_plan
 from reconciler.sandbox.launch import running_sandbox
-from reconciler.schemas import CONTACTS_SCHEMA, validator
 
 PAGE_CAP = 100
 BATCH_CAP = 100

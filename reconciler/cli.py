@@ -13,8 +13,8 @@ from typing import Any, Literal, TypeVar
 import click
 
 from reconciler import __version__
-from reconciler.console import OutputFilter
-from reconciler.errors import EXIT_ERROR, EXIT_INTERRUPTED, DesiredStateError, ReconcilerError
+from reconciler.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, DesiredStateError, ReconcilerError
+from reconciler.report.console import OutputFilter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -182,7 +182,7 @@ def sandbox(
 def init(directory: Path, force: bool) -> int:
     """Scaffold a contacts repository in DIRECTORY (default: here): reconciler.yaml, an
     example contacts/ file, the GitHub workflows, .gitignore, Makefile and README.md."""
-    from reconciler.scaffold import NEXT_STEPS, init_repository
+    from reconciler.commands.init import NEXT_STEPS, init_repository
 
     for path in init_repository(directory, force=force):
         click.echo(f"Wrote {path}")
@@ -203,10 +203,10 @@ def init(directory: Path, force: bool) -> int:
 )
 def validate(config_file: Path | None, contacts_dir: Path | None, output_format: str | None) -> int:
     """Check the desired state (no network): every problem, each as FILE:LINE:COL: message."""
-    from reconciler.annotations import problem_count, problem_lines, wants_github_annotations
-    from reconciler.config import load_config
-    from reconciler.desired_state import load_desired_state
-    from reconciler.errors import DesiredStateError
+    from reconciler.core.errors import DesiredStateError
+    from reconciler.desired.config import load_config
+    from reconciler.desired.loader import load_desired_state
+    from reconciler.report.github import problem_count, problem_lines, wants_github_annotations
 
     cwd = Path.cwd()
     github = wants_github_annotations(output_format, os.environ)
@@ -234,10 +234,10 @@ def validate(config_file: Path | None, contacts_dir: Path | None, output_format:
 @click.option("--check", is_flag=True, help="Change nothing; list the files that would change.")
 def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int:
     """Rewrite the contacts files in canonical form, keeping every comment."""
-    from reconciler.annotations import problem_lines
-    from reconciler.config import load_config
-    from reconciler.errors import DesiredStateError
-    from reconciler.fmt import format_directory
+    from reconciler.core.errors import DesiredStateError
+    from reconciler.desired.canonical import format_directory
+    from reconciler.desired.config import load_config
+    from reconciler.report.github import problem_lines
 
     cwd = Path.cwd()
     try:
@@ -302,7 +302,7 @@ def plan(
     refresh: Literal["auto", "full"],
 ) -> int:
     """Show what apply would change in the live account (plan only reads it)."""
-    from reconciler.plan_command import PlanRequest, run_plan
+    from reconciler.commands.plan import PlanRequest, run_plan
 
     request = PlanRequest(
         config_file=config_file,
@@ -369,7 +369,7 @@ def export(
     insecure: bool,
 ) -> int:
     """Write the live account as contacts files in canonical form, to adopt it."""
-    from reconciler.export import SplitBy, run_export
+    from reconciler.commands.export import SplitBy, run_export
 
     screen = output_filter()
     result, written = run_export(
@@ -450,8 +450,8 @@ def apply(
     refresh: Literal["auto", "full"],
 ) -> int:
     """Make the live account match the desired state (or apply a saved PLAN_FILE)."""
-    from reconciler.apply import ApplyRequest, run_apply
-    from reconciler.console import Console
+    from reconciler.commands.apply import ApplyRequest, run_apply
+    from reconciler.report.console import Console
 
     request = ApplyRequest(
         plan_file=plan_file,
@@ -490,8 +490,8 @@ def restore(
     lock_timeout: float,
 ) -> int:
     """Re-create the contacts of a prune backup (not their conversation history)."""
-    from reconciler.console import Console
-    from reconciler.restore import RestoreRequest, run_restore
+    from reconciler.commands.restore import RestoreRequest, run_restore
+    from reconciler.report.console import Console
 
     request = RestoreRequest(
         backup_file=backup_file,

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
-from reconciler.console import Console
-from reconciler.errors import ApprovalRequiredError
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.context import LiveState, load_desired, make_plan, resolve_settings
+from reconciler.core.errors import ApprovalRequiredError
+from reconciler.files.saved_plans import current_provenance, write_saved_plan
 from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.pipeline import LiveState, load_desired, make_plan, resolve_settings
-from reconciler.saved_plan import current_provenance, write_saved_plan
+from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
-from reconciler.console import Console
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.context import Settings
 from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.pipeline import Settings
+from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle
 from tests.test_apply import OWNER, by_phone, declare, journal_lines, owned, writes
 from tests.test_apply import project as project  # the fixture, shared

@@ -6,7 +6,7 @@ import httpx
 import jwt
 import pytest
 
-from reconciler.errors import CredentialsError
+from reconciler.core.errors import CredentialsError
 from reconciler.heymarket import (
     ApiKeyCredentials,
     HeymarketClient,

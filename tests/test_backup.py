@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.backup import read_backup, write_backup
-from reconciler.errors import BackupError
-from reconciler.model import CustomField, LiveContact
-from reconciler.plan import Marker
+from reconciler.core.errors import BackupError
+from reconciler.core.model import CustomField, LiveContact
+from reconciler.core.plan import Marker
+from reconciler.execute.backup import read_backup, write_backup
 
 MARKER = Marker("Managed by", "team-a")
 FIELDS = [CustomField("1", "Managed by"), CustomField("2", "Tier")]

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.errors import BadResponseError
+from reconciler.core.errors import BadResponseError
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
 from tests.sandbox_handle import SandboxHandle
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.errors import BadResponseError
+from reconciler.core.errors import BadResponseError
 from reconciler.heymarket.parse import (
     parse_bulk_write,
     parse_contact_list,

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.errors import (
+from reconciler.core.errors import (
     ApiError,
     AuthenticationError,
     BadResponseError,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import Config, load_config
-from reconciler.errors import ConfigError, InputNotFoundError
+from reconciler.core.errors import ConfigError, InputNotFoundError
+from reconciler.desired.config import Config, load_config
 
 
 def test_defaults_without_a_config_file_use_the_directory_name_as_owner(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.desired_state import load_desired_state, parse_file
-from reconciler.errors import DesiredStateError, InputNotFoundError
-from reconciler.phones import PhoneProblem, declared_phone
-from reconciler.yaml_safety import MAX_FILE_BYTES
+from reconciler.core.errors import DesiredStateError, InputNotFoundError
+from reconciler.core.phones import PhoneProblem, declared_phone
+from reconciler.desired.loader import load_desired_state, parse_file
+from reconciler.desired.yaml_safety import MAX_FILE_BYTES
 
 
 def write(directory: Path, name: str, text: str | bytes) -> Path:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from reconciler.diff import DiffSettings, diff
-from reconciler.model import CustomField, DesiredContact, LiveContact, SourceLocation
-from reconciler.normalize import CustomValue
-from reconciler.plan import Delete, FieldValue, Plan, Update
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
+from reconciler.core.normalize import CustomValue
+from reconciler.core.plan import Delete, FieldValue, Plan, Update
 
 OWNER = "sales-team"
 MARKER = "Managed by"
@@ -408,7 +408,7 @@ def test_prune_within_the_caps_has_no_warning() -> None:
 
 
 def test_diff_settings_come_from_the_config() -> None:
-    from reconciler.config import Config, OwnershipSettings, PruneSettings
+    from reconciler.desired.config import Config, OwnershipSettings, PruneSettings
 
     config = Config(
         ownership=OwnershipSettings(marker_field="Owner", owner="ops"),

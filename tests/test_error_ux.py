@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from reconciler.cli import cli, main
-from reconciler.errors import TransportError
+from reconciler.core.errors import TransportError
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
 from tests.sandbox_handle import SandboxHandle
 from tests.test_client_resilience import FakeClock, highest

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from reconciler.cli import main
-from reconciler.desired_state import load_desired_state
-from reconciler.export import ExportSettings, SplitBy, build_export
-from reconciler.fmt import format_text
-from reconciler.model import LiveContact
+from reconciler.commands.export import ExportSettings, SplitBy, build_export
+from reconciler.core.model import LiveContact
+from reconciler.desired.canonical import format_text
+from reconciler.desired.loader import load_desired_state
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"

@@ -8,8 +8,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.desired_state import parse_file, parse_file_fast
-from reconciler.fast_parse import ContactRow, valid_contact_rows
+from reconciler.desired.fast_parse import ContactRow, valid_contact_rows
+from reconciler.desired.loader import parse_file, parse_file_fast
 
 # Plain scalars whose type depends on the YAML version or on the resolver's rules.
 TRICKY_PLAIN = [

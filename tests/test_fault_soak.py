@@ -23,10 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.apply import ApplyRequest, run_apply
-from reconciler.console import Console
-from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.pipeline import (
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.context import (
     Settings,
     cache_directory,
     connect,
@@ -35,6 +33,8 @@ from reconciler.pipeline import (
     make_plan,
     resolve_settings,
 )
+from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "soak-team"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from reconciler.fmt import format_text
+from reconciler.desired.canonical import format_text
 
 MESSY = """\
 # Sales team

@@ -23,14 +23,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
-from reconciler.console import Console
-from reconciler.desired_state import DesiredState, load_desired_state, parse_file
-from reconciler.errors import DesiredStateError, ReconcilerError
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.context import Settings
+from reconciler.core.errors import DesiredStateError, ReconcilerError
+from reconciler.desired.loader import DesiredState, load_desired_state, parse_file
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.auth import ApiKeyCredentials
-from reconciler.pipeline import Settings
+from reconciler.report.console import Console
 from tests.test_client_parse import record
 
 SHOWN_AS = "contacts/fuzz.yaml"

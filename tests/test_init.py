@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.cli import main
-from reconciler.scaffold import WORKFLOW_NAMES, workflow_template
+from reconciler.commands.init import WORKFLOW_NAMES, workflow_template
 from tests.workflow_lint import ROOT, actionlint, check_jsonschema
 
 SCAFFOLD = [

@@ -6,7 +6,7 @@ import json
 import stat
 from pathlib import Path
 
-from reconciler.journal import Journal, JournalEntry
+from reconciler.execute.journal import Journal, JournalEntry
 
 
 def entry(phone: str, result: str = "applied") -> JournalEntry:

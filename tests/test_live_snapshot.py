@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from reconciler.commands.context import fetch_live_state
+from reconciler.core.model import LiveContact
 from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.live_snapshot import LiveListing, read_live_state, snapshot_path
-from reconciler.model import LiveContact
-from reconciler.pipeline import fetch_live_state
+from reconciler.live.snapshot import LiveListing, read_live_state, snapshot_path
 from tests.sandbox_handle import SandboxHandle
 
 LIST_ROUTE = "POST /v2/contacts/list"

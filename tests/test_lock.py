@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from reconciler.errors import LockHeldError
-from reconciler.lock import exclusive_lock
+from reconciler.core.errors import LockHeldError
+from reconciler.files.lock import exclusive_lock
 from tests.sandbox_handle import SandboxHandle
 from tests.test_apply import declare
 from tests.test_apply import project as project  # the fixture, shared
@@ -58,7 +58,8 @@ def test_the_waiter_gets_the_lock_when_the_holder_finishes(tmp_path: Path) -> No
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     code = (
-        "import sys, time; from pathlib import Path; from reconciler.lock import exclusive_lock\n"
+        "import sys, time; from pathlib import Path\n"
+        "from reconciler.files.lock import exclusive_lock\n"
         "with exclusive_lock(Path(sys.argv[1]), command='apply'):\n"
         "    print('held', flush=True); time.sleep(60)\n"
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import desired_state
-from reconciler.desired_state import load_desired_state
-from reconciler.errors import DesiredStateError
+from reconciler.core.errors import DesiredStateError
+from reconciler.desired import loader as desired_state
+from reconciler.desired.loader import load_desired_state
 
 VALID = 'contacts:\n  - phone: "15105551234"\n    first: Alice\n    custom:\n      Seats: 3\n'
 

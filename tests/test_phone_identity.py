@@ -20,16 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.apply import ApplyRequest, Executor, run_apply
 from reconciler.cli import main
-from reconciler.console import Console, GracefulInterrupt
-from reconciler.desired_state import parse_file
-from reconciler.diff import DiffSettings, diff
+from reconciler.commands.apply import ApplyRequest, Executor, run_apply
+from reconciler.commands.context import Settings
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
+from reconciler.desired.loader import parse_file
+from reconciler.desired.schemas import load_schema
+from reconciler.execute.journal import Journal
 from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.journal import Journal
-from reconciler.model import CustomField, DesiredContact, LiveContact, SourceLocation
-from reconciler.pipeline import Settings
-from reconciler.schemas import load_schema
+from reconciler.report.console import Console, GracefulInterrupt
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.diff import DiffSettings, diff
-from reconciler.errors import EXIT_REFUSED, PruneCapExceededError
-from reconciler.model import LiveContact
-from reconciler.payload import to_upsert_item
-from reconciler.plan import Create, Update, check_prune_caps
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.errors import EXIT_REFUSED, PruneCapExceededError
+from reconciler.core.model import LiveContact
+from reconciler.core.plan import Create, Update, check_prune_caps
+from reconciler.heymarket.encode import to_upsert_item
 from tests.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, SETTINGS, TIER_ID
 from tests.test_diff import desired as declared
 from tests.test_diff import live_contact as live

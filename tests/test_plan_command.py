@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from reconciler.cli import main
-from reconciler.desired_state import load_desired_state
-from reconciler.saved_plan import desired_state_digest, read_saved_plan
+from reconciler.desired.loader import load_desired_state
+from reconciler.files.saved_plans import desired_state_digest, read_saved_plan
 from tests.sandbox_handle import SandboxHandle
 
 ROOT = Path(__file__).resolve().parent.parent

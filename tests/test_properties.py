@@ -31,13 +31,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.apply import ApplyRequest, run_apply
-from reconciler.console import Console
-from reconciler.diff import DiffSettings, diff
-from reconciler.errors import PruneCapExceededError
-from reconciler.export import SplitBy, run_export
-from reconciler.model import CustomField, DesiredContact, LiveContact, SourceLocation
-from reconciler.pipeline import (
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.context import (
     cache_directory,
     connect,
     fetch_live_state,
@@ -45,8 +40,13 @@ from reconciler.pipeline import (
     make_plan,
     resolve_settings,
 )
-from reconciler.plan import Delete, Plan, Update
-from reconciler.saved_plan import current_provenance, write_saved_plan
+from reconciler.commands.export import SplitBy, run_export
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.errors import PruneCapExceededError
+from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
+from reconciler.core.plan import Delete, Plan, Update
+from reconciler.files.saved_plans import current_provenance, write_saved_plan
+from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle
 
 settings.register_profile(

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
-from reconciler.console import Console
-from reconciler.errors import ReconcilerError
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.context import Settings
+from reconciler.core.errors import ReconcilerError
 from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.pipeline import Settings
+from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.diff import DiffSettings, diff
-from reconciler.masking import mask_email, mask_name, mask_phone
-from reconciler.plan import Plan
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.masking import mask_email, mask_name, mask_phone
+from reconciler.core.plan import Plan
 from reconciler.render import FORMATS, RenderOptions, render_plan
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT
 from tests.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from reconciler import __version__
-from reconciler.diff import DiffSettings, diff
-from reconciler.errors import SavedPlanError
-from reconciler.plan import Plan
-from reconciler.saved_plan import (
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.errors import SavedPlanError
+from reconciler.core.plan import Plan
+from reconciler.files.saved_plans import (
     Provenance,
     current_git_commit,
     current_provenance,

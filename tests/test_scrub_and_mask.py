@@ -24,13 +24,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.apply import ApplyRequest, run_apply
 from reconciler.cli import main
-from reconciler.console import Console, OutputFilter
-from reconciler.errors import ReconcilerError
+from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.context import Settings
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.masking import KnownNames, mask_email, mask_phone, mask_text
 from reconciler.heymarket import HeymarketClient, credentials_from_env
-from reconciler.masking import KnownNames, mask_email, mask_phone, mask_text
-from reconciler.pipeline import Settings
+from reconciler.report.console import Console, OutputFilter
 from tests.sandbox_handle import SandboxHandle
 from tests.test_apply import OWNER, declare, owned
 from tests.test_apply import project as project  # the fixture, shared

@@ -12,23 +12,23 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.backup import backup_line, read_backup
 from reconciler.cli import main
-from reconciler.diff import DiffSettings, diff
-from reconciler.heymarket.parse import parse_live_contact
-from reconciler.masking import mask_plan
-from reconciler.model import CustomField, DesiredContact, LiveContact, SourceLocation
-from reconciler.payload import to_upsert_item
-from reconciler.plan import Create, Marker, Plan, TagsChange, Update
-from reconciler.render import RenderOptions, render_plan
-from reconciler.restore import _declared
-from reconciler.saved_plan import (
+from reconciler.commands.restore import _declared
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.masking import mask_plan
+from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
+from reconciler.core.plan import Create, Marker, Plan, TagsChange, Update
+from reconciler.execute.backup import backup_line, read_backup
+from reconciler.files.saved_plans import (
     Provenance,
     desired_state_digest,
     parse_saved_plan,
     plan_differences,
     saved_plan_document,
 )
+from reconciler.heymarket.encode import to_upsert_item
+from reconciler.heymarket.parse import parse_live_contact
+from reconciler.render import RenderOptions, render_plan
 from tests.sandbox_handle import SandboxHandle
 from tests.test_apply import OWNER, by_phone, declare
 from tests.test_apply import project as project  # the fixture, shared

@@ -18,14 +18,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from reconciler.backup import write_backup
 from reconciler.cli import cli, main
-from reconciler.errors import TransportError
+from reconciler.commands.context import InsecureUrlError, check_api_url
+from reconciler.core.errors import TransportError
+from reconciler.core.model import LiveContact
+from reconciler.core.plan import Marker
+from reconciler.execute.backup import write_backup
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.auth import ApiKeyCredentials
-from reconciler.model import LiveContact
-from reconciler.pipeline import InsecureUrlError, check_api_url
-from reconciler.plan import Marker
 from tests.sandbox_handle import SandboxHandle
 
 API_KEY = "transport-test-key"

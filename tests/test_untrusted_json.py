@@ -2,7 +2,7 @@
 parse cache, a sandbox seed, a sandbox database row and a request body sent to the sandbox
 each end in their own clean error (or a cache miss), never in a RecursionError, a
 UnicodeDecodeError or a traceback. Every decode in the package goes through one decoder,
-``reconciler.untrusted_json.decode_json``; a scan of the source keeps it that way."""
+``reconciler.files.untrusted_json.decode_json``; a scan of the source keeps it that way."""
 
 from __future__ import annotations
 
@@ -22,22 +22,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.backup import backup_line, read_backup
 from reconciler.cli import main
-from reconciler.errors import BackupError, SandboxError, SavedPlanError
-from reconciler.fast_parse import ContactRow
+from reconciler.core.errors import BackupError, SandboxError, SavedPlanError
+from reconciler.core.model import CustomField, SourceLocation
+from reconciler.core.plan import Create, Delete, FieldChange, Marker, Plan, Update
+from reconciler.desired.fast_parse import ContactRow
+from reconciler.desired.parse_cache import ENTRY_FORMAT, ParseCache
+from reconciler.execute.backup import backup_line, read_backup
+from reconciler.files.saved_plans import Provenance, read_saved_plan, saved_plan_document
+from reconciler.files.untrusted_json import UnreadableJson, decode_json
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.heymarket.parse import parse_live_contact
-from reconciler.live_snapshot import _read as read_snapshot
-from reconciler.live_snapshot import _write as write_snapshot
-from reconciler.live_snapshot import read_live_state, snapshot_path
-from reconciler.model import CustomField, SourceLocation
-from reconciler.parse_cache import ENTRY_FORMAT, ParseCache
-from reconciler.plan import Create, Delete, FieldChange, Marker, Plan, Update
+from reconciler.live.snapshot import _read as read_snapshot
+from reconciler.live.snapshot import _write as write_snapshot
+from reconciler.live.snapshot import read_live_state, snapshot_path
 from reconciler.sandbox.server import load_seed_file
 from reconciler.sandbox.store import ContactStore, DamagedStoreError
-from reconciler.saved_plan import Provenance, read_saved_plan, saved_plan_document
-from reconciler.untrusted_json import UnreadableJson, decode_json
 from tests.sandbox_handle import SandboxHandle
 from tests.test_client_parse import record
 
@@ -77,7 +77,9 @@ def test_every_json_decode_in_the_package_goes_through_the_one_decoder() -> None
         if path.name != "untrusted_json.py"
         for line, what in _raw_decodes(ast.parse(path.read_text(encoding="utf-8")))
     ]
-    assert found == [], "decode JSON with reconciler.untrusted_json.decode_json: " + str(found)
+    assert found == [], "decode JSON with reconciler.files.untrusted_json.decode_json: " + str(
+        found
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import pytest
 from ruamel.yaml import YAML
 
-from reconciler.scaffold import WORKFLOW_NAMES, workflow_template
+from reconciler.commands.init import WORKFLOW_NAMES, workflow_template
 from tests.workflow_lint import ROOT, actionlint, check_jsonschema
 
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"

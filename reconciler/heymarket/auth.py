@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import httpx
 import jwt
 
-from reconciler.errors import CredentialsError
-from reconciler.redaction import (
+from reconciler.core.errors import CredentialsError
+from reconciler.core.redaction import (
     API_KEY_VARIABLE,
     SECRET_ID_VARIABLE,
     SECRET_KEY_VARIABLE,

@@ -23,7 +23,7 @@ import httpx
 from httpx import USE_CLIENT_DEFAULT
 
 from reconciler import __version__
-from reconciler.errors import (
+from reconciler.core.errors import (
     AmbiguousWriteError,
     ApiError,
     AuthenticationError,
@@ -32,6 +32,9 @@ from reconciler.errors import (
     ServerError,
     TransportError,
 )
+from reconciler.core.model import CustomField, LiveContact
+from reconciler.core.redaction import SECRET_ID_VARIABLE, SECRET_KEY_VARIABLE, SecretScrubber
+from reconciler.files.untrusted_json import UnreadableJson, decode_json
 from reconciler.heymarket.auth import BearerAuth, Credentials, JwtCredentials
 from reconciler.heymarket.listing import keep_newest, list_contacts
 from reconciler.heymarket.pagination import PageRequest
@@ -51,9 +54,6 @@ from reconciler.heymarket.retry import (
     http_date_seconds,
     parse_retry_after,
 )
-from reconciler.model import CustomField, LiveContact
-from reconciler.redaction import SECRET_ID_VARIABLE, SECRET_KEY_VARIABLE, SecretScrubber
-from reconciler.untrusted_json import UnreadableJson, decode_json
 
 LIST_PATH: Final = "/v2/contacts/list"
 SEARCH_PATH: Final = "/v2/contacts/search"

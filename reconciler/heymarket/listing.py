@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from reconciler.errors import BadResponseError
+from reconciler.core.errors import BadResponseError
+from reconciler.core.model import LiveContact
 from reconciler.heymarket.pagination import ListingCursor, PageRequest
 from reconciler.heymarket.parse import format_timestamp, parse_timestamp
-from reconciler.model import LiveContact
 
 # Re-reads after writes during the listing; more means the account is rewritten faster than
 # it can be read, and the listing returns what it has.

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.errors import BadResponseError
-from reconciler.model import CustomField, LiveContact
-from reconciler.normalize import CustomValue
-from reconciler.phones import answered_phone
+from reconciler.core.errors import BadResponseError
+from reconciler.core.model import CustomField, LiveContact
+from reconciler.core.normalize import CustomValue
+from reconciler.core.phones import answered_phone
 
 
 @dataclass(frozen=True, slots=True)

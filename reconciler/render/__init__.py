@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from json import dumps
 from typing import NamedTuple
 
-from reconciler.masking import mask_plan
-from reconciler.plan import Change, Create, Delete, FieldChange, FieldValue, Plan, Update
+from reconciler.core.masking import mask_plan
+from reconciler.core.plan import Change, Create, Delete, FieldChange, FieldValue, Plan, Update
 
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
 

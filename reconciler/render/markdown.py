@@ -10,7 +10,7 @@ import html
 from collections import Counter
 from collections.abc import Sequence
 
-from reconciler.plan import Change, Notice, Plan
+from reconciler.core.plan import Change, Notice, Plan
 from reconciler.render import (
     action_label,
     change_location,

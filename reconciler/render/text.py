@@ -3,7 +3,7 @@ line per field with ``before -> after``, and the one-line summary at the end."""
 
 from __future__ import annotations
 
-from reconciler.plan import Change, Plan
+from reconciler.core.plan import Change, Plan
 from reconciler.render import (
     ShownChange,
     action_label,

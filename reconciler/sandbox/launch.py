@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import IO
 
-from reconciler.errors import SandboxError
+from reconciler.core.errors import SandboxError
 from reconciler.sandbox.server import BANNER_PREFIX
 
 

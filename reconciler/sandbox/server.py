@@ -23,7 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
-from reconciler.errors import Problem, SandboxError
+from reconciler.core.errors import Problem, SandboxError
+from reconciler.desired.yaml_safety import load_yaml
+from reconciler.files.untrusted_json import UnreadableJson, decode_json
 from reconciler.sandbox.faults import Faults, FaultSettingError, FaultSettings, RequestStats
 from reconciler.sandbox.store import ContactStore, DamagedStoreError
 from reconciler.sandbox.wire import (
@@ -37,8 +39,6 @@ from reconciler.sandbox.wire import (
     parse_timestamp,
     parse_write,
 )
-from reconciler.untrusted_json import UnreadableJson, decode_json
-from reconciler.yaml_safety import load_yaml
 
 TOKEN_LIFETIME_SECONDS: Final = 300
 # Tolerated clock difference between a client and the sandbox when checking `iat`.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reconciler.files.untrusted_json import UnreadableJson, decode_json
 from reconciler.sandbox.wire import (
     DUPLICATE_PHONE,
     INVALID_FIELD,
@@ -29,7 +30,6 @@ from reconciler.sandbox.wire import (
     ItemError,
     SeedContact,
 )
-from reconciler.untrusted_json import UnreadableJson, decode_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.normalize import custom_value_text, normalize_email, normalize_text
+from reconciler.core.normalize import custom_value_text, normalize_email, normalize_text
 
 PHONE_PATTERN = re.compile(r"[0-9]{7,15}")
 TEXT_FIELDS: tuple[str, ...] = ("first", "last", "display_name", "email")

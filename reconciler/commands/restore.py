@@ -1,0 +1,179 @@
+"""``reconciler restore BACKUP_FILE``: re-create the contacts of a prune backup.
+
+Each contact comes back with its standard fields, its custom fields by title (created in the
+account when missing), its tags, its opt-out state and the ownership marker of the apply that
+deleted it. A phone that exists again is skipped: restore never overwrites a live contact. The
+conversation history went with the delete and cannot come back; restore says so.
+
+The whole file is read and checked before any request, so a damaged line writes nothing.
+Writes go through the same executor as apply: full batches, a journal line per contact,
+unknown outcomes settled by a re-read so nothing is created twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.commands.apply import ConnectClient, Executor, connect_configured
+from reconciler.commands.context import resolve_settings
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.errors import EXIT_ERROR, EXIT_OK, BackupError
+from reconciler.core.masking import contact_names, mask_phone
+from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
+from reconciler.core.plan import Create, Marker
+from reconciler.core.redaction import credential_values_in
+from reconciler.execute.backup import BackupRecord, read_backup
+from reconciler.execute.journal import JOURNAL_FILE, Journal
+from reconciler.files.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
+from reconciler.files.saved_plans import current_git_commit
+from reconciler.render import RenderOptions, render_plan
+from reconciler.report.console import Console, GracefulInterrupt, confirm
+
+HISTORY_NOTICE = (
+    "Conversation history cannot be restored: Heymarket deleted it with the contacts. "
+    "Restore brings back the contacts and their fields only."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreRequest:
+    backup_file: Path
+    config_file: Path | None = None
+    api_url: str | None = None
+    auto_approve: bool = False
+    mask_pii: bool = False
+    insecure: bool = False
+    lock_timeout: float = DEFAULT_WAIT_SECONDS
+
+
+def _declared(record: BackupRecord, shown_path: str) -> DesiredContact:
+    """A backup record as a declaration, so the diff builds the create exactly as apply
+    would (and can re-check it after an unknown outcome)."""
+    contact = record.contact
+    fields: dict[str, StandardValue] = {
+        name: contact.standard_value(name)
+        for name in STANDARD_FIELDS
+        if contact.standard_value(name) is not None
+    }
+    custom = {
+        title: value
+        for title, value in record.custom_by_title.items()
+        if title != record.marker.field_title
+    }
+    return DesiredContact(
+        phone=contact.phone,
+        fields=fields,
+        custom=custom,
+        source=SourceLocation(shown_path, record.line),
+        tags=contact.tags,
+    )
+
+
+def _marker_of(records: Sequence[BackupRecord], path: Path) -> Marker:
+    markers = {record.marker for record in records}
+    if len(markers) > 1:
+        raise BackupError(
+            f"{path} mixes contacts of several owners ({', '.join(m.owner for m in markers)}); "
+            "a prune backup holds one apply's contacts. Split the file by owner."
+        )
+    return next(iter(markers))
+
+
+def run_restore(
+    request: RestoreRequest,
+    *,
+    environ: Mapping[str, str],
+    cwd: Path,
+    console: Console,
+    connect_client: ConnectClient = connect_configured,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    with exclusive_lock(
+        cwd,
+        command="restore",
+        wait_seconds=request.lock_timeout,
+        on_wait=lambda message: console.err(message + "\n"),
+    ):
+        return _restore_locked(request, environ, cwd, console, connect_client, now())
+
+
+def _restore_locked(
+    request: RestoreRequest,
+    environ: Mapping[str, str],
+    cwd: Path,
+    console: Console,
+    connect_client: ConnectClient,
+    started_at: datetime,
+) -> int:
+    console.screen.add_secrets(credential_values_in(environ))
+    if request.mask_pii:
+        console.screen.mask_personal_data()
+    path = request.backup_file if request.backup_file.is_absolute() else cwd / request.backup_file
+    records = read_backup(path)
+    if not records:
+        console.out(f"{request.backup_file} holds no contacts; nothing to restore.\n")
+        return EXIT_OK
+    marker = _marker_of(records, request.backup_file)
+    settings = resolve_settings(
+        config_file=request.config_file,
+        contacts_dir=None,
+        api_url=request.api_url,
+        environ=environ,
+        cwd=cwd,
+    )
+    mask = request.mask_pii or settings.config.output.mask_pii
+    if mask:
+        console.screen.mask_personal_data(contact_names(record.contact for record in records))
+    shown_path = str(request.backup_file)
+    declared = {record.contact.phone: _declared(record, shown_path) for record in records}
+    diff_settings = DiffSettings(marker_field=marker.field_title, owner=marker.owner)
+
+    with connect_client(settings, environ, request.insecure) as client:
+        existing = {contact.phone for contact in client.search_by_phones(list(declared))}
+        for phone in sorted(existing):
+            shown = mask_phone(phone) if mask else phone
+            console.err(f"Skipped {shown}: a contact with this phone exists again.\n")
+        to_restore = [contact for phone, contact in declared.items() if phone not in existing]
+        if not to_restore:
+            console.out(f"Nothing to restore: all {len(declared)} phones exist again.\n")
+            console.out(HISTORY_NOTICE + "\n")
+            return EXIT_OK
+        fields = client.list_custom_fields()
+        plan = diff(to_restore, [], fields, diff_settings, prune=False)
+        rendered = render_plan(plan, "text", RenderOptions(mask_pii=mask))
+        console.out(rendered.stdout)
+        console.out(HISTORY_NOTICE + "\n")
+        confirm(console, auto_approve=request.auto_approve, what="restore")
+
+        creates: list[Create] = list(plan.creates)
+        with Journal(cwd / JOURNAL_FILE) as journal:
+            interrupt = GracefulInterrupt(console)
+            executor = Executor(
+                client,
+                console,
+                journal,
+                interrupt,
+                command="restore",
+                started_at=started_at,
+                git_commit=current_git_commit(cwd),
+                fields=fields,
+                desired={contact.phone: contact for contact in to_restore},
+                settings=diff_settings,
+                cwd=cwd,
+            )
+            try:
+                with interrupt.installed():
+                    executor.ensure_fields(creates, marker)
+                    executor.write(creates, marker)
+            finally:
+                console.end_progress()
+                tally = executor.tally
+                for failure in tally.failures:
+                    console.err(f"Failed: {failure.line(mask=mask)}\n")
+    console.out(
+        f"Restore complete: {tally.created} restored, {len(existing)} skipped (exist again), "
+        f"{len(tally.failures)} failed.\n"
+    )
+    return EXIT_ERROR if tally.failures else EXIT_OK

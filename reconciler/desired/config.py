@@ -1,0 +1,147 @@
+"""Settings from ``reconciler.yaml`` (or ``--config FILE``). Every key has a safe default.
+
+The file goes through the same safe YAML gate and the same ``file:line:col`` messages as the
+contacts files; relative paths in it are relative to the directory holding it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.errors import ConfigError, InputNotFoundError, Problem
+from reconciler.desired.schemas import CONFIG_SCHEMA, schema_problems
+from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
+
+DEFAULT_CONFIG_FILE = "reconciler.yaml"
+DEFAULT_API_URL = "https://api.heymarket.com"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    url: str = DEFAULT_API_URL
+    requests_per_minute: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OwnershipSettings:
+    marker_field: str = "Managed by"
+    # load_config defaults it to the name of the directory holding the config (or the cwd).
+    owner: str = "reconciler"
+
+
+@dataclass(frozen=True, slots=True)
+class PruneSettings:
+    max_deletes: int = 25
+    max_delete_percent: float = 5.0
+    protect: tuple[str, ...] = ()
+    backup_dir: Path = Path(".reconciler/backups")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSettings:
+    mask_pii: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    contacts: Path = Path("contacts")
+    api: ApiSettings = field(default_factory=ApiSettings)
+    ownership: OwnershipSettings = field(default_factory=OwnershipSettings)
+    prune: PruneSettings = field(default_factory=PruneSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    # The file it was read from, or None when defaults were used.
+    source: Path | None = None
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    try:
+        return path.absolute().relative_to(cwd.absolute()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def load_config(path: Path | None, cwd: Path) -> Config:
+    """The configuration from ``path``, else from ``reconciler.yaml`` in ``cwd`` if there is
+    one, else the defaults. Raises ``ConfigError`` with every problem in the file."""
+    if path is None:
+        candidate = cwd / DEFAULT_CONFIG_FILE
+        if not candidate.is_file():
+            return Config(ownership=OwnershipSettings(owner=cwd.absolute().name))
+        path = candidate
+    elif not path.is_absolute():
+        path = cwd / path
+    shown_as = _shown(path, cwd)
+    if not path.is_file():
+        raise InputNotFoundError(f'config file "{shown_as}" does not exist')
+    data = read_capped(path, shown_as)
+    if isinstance(data, Problem):
+        raise ConfigError([data])
+    loaded = load_yaml(data, shown_as)
+    if isinstance(loaded, Problem):
+        raise ConfigError([loaded])
+    values: dict[str, Any] = {}
+    if loaded is not None:
+        problems, _ = schema_problems(CONFIG_SCHEMA, loaded, shown_as, "a mapping of settings")
+        problems += _not_a_number_problems(loaded, shown_as)
+        if problems:
+            raise ConfigError(sorted(problems, key=lambda p: (p.line, p.column)))
+        assert isinstance(loaded.value, dict)
+        values = loaded.value
+    return _from_values(values, path, cwd)
+
+
+def _not_a_number_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
+    """Every ``.nan`` among the settings. The schema's bounds let NaN through (each comparison
+    with it is false), and a NaN prune.max_delete_percent would switch that cap off."""
+    problems: list[Problem] = []
+
+    def visit(value: object, path: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, (*path, str(key)))
+        elif isinstance(value, float) and math.isnan(value):
+            key_node, value_node = locate(loaded.root, path)
+            line, column = position(key_node or value_node)
+            problems.append(
+                Problem(shown_as, line, column, f'"{path[-1]}" must be a number, not .nan')
+            )
+
+    visit(loaded.value, ())
+    return problems
+
+
+def _from_values(values: dict[str, Any], source: Path, cwd: Path) -> Config:
+    directory_name = source.absolute().parent.name
+    base = source.parent
+    # Keep paths relative when the config sits in the working directory: they read better in
+    # messages and plans, and mean the same.
+    if base.absolute() == cwd.absolute():
+        base = Path()
+    api = values.get("api", {})
+    ownership = values.get("ownership", {})
+    prune = values.get("prune", {})
+    output = values.get("output", {})
+    defaults = Config()
+    return Config(
+        contacts=base / values.get("contacts", defaults.contacts),
+        api=ApiSettings(
+            url=api.get("url", defaults.api.url),
+            requests_per_minute=api.get("requests_per_minute", defaults.api.requests_per_minute),
+        ),
+        ownership=OwnershipSettings(
+            marker_field=ownership.get("marker_field", defaults.ownership.marker_field),
+            owner=ownership.get("owner", directory_name),
+        ),
+        prune=PruneSettings(
+            max_deletes=prune.get("max_deletes", defaults.prune.max_deletes),
+            max_delete_percent=float(
+                prune.get("max_delete_percent", defaults.prune.max_delete_percent)
+            ),
+            protect=tuple(prune.get("protect", ())),
+            backup_dir=base / prune.get("backup_dir", defaults.prune.backup_dir),
+        ),
+        output=OutputSettings(mask_pii=output.get("mask_pii", defaults.output.mask_pii)),
+        source=source,
+    )

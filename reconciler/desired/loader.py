@@ -1,0 +1,319 @@
+"""The desired state: every ``*.yaml``/``*.yml`` file under the contacts directory, loaded
+into frozen ``DesiredContact`` values, or one ``DesiredStateError`` carrying every problem.
+
+``parse_file`` is a pure function of a file's bytes and its display path, so its result can
+be cached by content; ``load_desired_state`` adds what needs all files (duplicate phones)."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from reconciler.core.errors import DesiredStateError, InputNotFoundError, Problem
+from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation
+from reconciler.core.normalize import CustomValue
+from reconciler.desired.fast_parse import ContactRow, valid_contact_rows
+from reconciler.desired.parse_cache import ParseCache
+from reconciler.desired.schemas import CONTACTS_SCHEMA, schema_problems
+from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
+from reconciler.files.collector import collector_paused
+
+YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+# Parsing in worker processes pays off only past this much uncached YAML (workers cost
+# tens of milliseconds to start and to send their results back).
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+PARALLEL_MIN_FILES = 4
+_TOP_LEVEL = 'a mapping with one key, "contacts"'
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    contacts: tuple[DesiredContact, ...]
+    files: tuple[Path, ...]
+    # sha256 over the files' relative paths and bytes: equal digests, equal desired state.
+    digest: str
+
+
+class PhoneDeclaration(NamedTuple):
+    """A valid phone key, even in a contact with other problems, for the duplicate check."""
+
+    phone: str
+    path: str
+    line: int
+    column: int
+
+
+class ParsedFile(NamedTuple):
+    contacts: list[DesiredContact]
+    phones: list[PhoneDeclaration]
+    problems: list[Problem]
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    """``path`` relative to ``cwd`` when it is inside it, as given otherwise; always with
+    forward slashes, as it appears in messages and plans."""
+    try:
+        return path.absolute().relative_to(cwd.absolute()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def parse_file(data: bytes, shown_as: str) -> ParsedFile:
+    """The contacts declared in one file's bytes and every problem in it."""
+    loaded = load_yaml(data, shown_as)
+    if isinstance(loaded, Problem):
+        return ParsedFile([], [], [loaded])
+    if loaded is None:
+        empty = Problem(
+            shown_as,
+            1,
+            1,
+            'empty file; a contacts file holds one key, "contacts" '
+            '(write "contacts: []" to declare none)',
+        )
+        return ParsedFile([], [], [empty])
+    problems, bad_paths = schema_problems(CONTACTS_SCHEMA, loaded, shown_as, _TOP_LEVEL)
+    if () in bad_paths or ("contacts",) in bad_paths:
+        return ParsedFile([], [], sorted(problems, key=_problem_order))
+    contacts, phones = _contacts(loaded, shown_as, bad_paths)
+    return ParsedFile(contacts, phones, sorted(problems, key=_problem_order))
+
+
+def parse_file_fast(data: bytes, shown_as: str) -> ParsedFile | list[ContactRow]:
+    """``parse_file``'s answer, or the contact rows of a plainly valid file (the common case,
+    found without building a node graph or running jsonschema)."""
+    rows = valid_contact_rows(data)
+    return rows if rows is not None else parse_file(data, shown_as)
+
+
+def _from_rows(rows: Sequence[ContactRow], shown_as: str) -> ParsedFile:
+    contacts: list[DesiredContact] = []
+    phones: list[PhoneDeclaration] = []
+    for phone, fields, custom, line, phone_line, phone_column in rows:
+        contacts.append(DesiredContact(phone, fields, custom, SourceLocation(shown_as, line)))
+        phones.append(PhoneDeclaration(phone, shown_as, phone_line, phone_column))
+    return ParsedFile(contacts, phones, [])
+
+
+def _parse_files(files: Sequence[tuple[bytes, str]], cache: ParseCache | None) -> list[ParsedFile]:
+    """Each file parsed, in order: from the cache when its bytes were seen before, else on
+    the fast path, across processes when there is enough uncached YAML to pay for them."""
+    results: list[ParsedFile | None] = [None] * len(files)
+    keys: list[str] = []
+    missing: list[int] = []
+    for index, (data, shown_as) in enumerate(files):
+        key = cache.key(data) if cache is not None else ""
+        keys.append(key)
+        rows = cache.get(key) if cache is not None else None
+        if rows is None:
+            missing.append(index)
+        else:
+            results[index] = _from_rows(rows, shown_as)
+    for index, outcome in zip(missing, _parse_missing([files[i] for i in missing]), strict=True):
+        if isinstance(outcome, ParsedFile):
+            results[index] = outcome
+            continue
+        if cache is not None:
+            cache.put(keys[index], outcome)
+        results[index] = _from_rows(outcome, files[index][1])
+    return [result for result in results if result is not None]
+
+
+def _parse_missing(files: Sequence[tuple[bytes, str]]) -> list[ParsedFile | list[ContactRow]]:
+    workers = min(os.cpu_count() or 1, len(files))
+    total_bytes = sum(len(data) for data, _ in files)
+    # Forked workers start in milliseconds and never re-run the caller's main module (spawn
+    # and forkserver do); forking is safe only while this process runs a single thread.
+    fork_safe = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    if (
+        not fork_safe
+        or workers < 2
+        or len(files) < PARALLEL_MIN_FILES
+        or total_bytes < PARALLEL_MIN_BYTES
+    ):
+        return [parse_file_fast(data, shown_as) for data, shown_as in files]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(
+            pool.map(
+                parse_file_fast,
+                [data for data, _ in files],
+                [shown_as for _, shown_as in files],
+                chunksize=max(1, len(files) // (workers * 4)),
+            )
+        )
+
+
+def _problem_order(problem: Problem) -> tuple[int, int]:
+    return problem.line, problem.column
+
+
+def _contacts(
+    loaded: LoadedYaml, shown_as: str, bad_paths: set[tuple[str | int, ...]]
+) -> tuple[list[DesiredContact], list[PhoneDeclaration]]:
+    # Only the values the schema accepted become contacts, so the asserts below hold.
+    bad_items = {path[1] for path in bad_paths if len(path) > 1}
+    assert isinstance(loaded.value, dict)
+    items = loaded.value["contacts"]
+    assert isinstance(items, list)
+    _, items_node = locate(loaded.root, ("contacts",))
+    contacts: list[DesiredContact] = []
+    phones: list[PhoneDeclaration] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "phone" not in item:
+            continue
+        item_node = items_node.value[index]
+        if ("contacts", index, "phone") not in bad_paths:
+            phone_key, _ = locate(item_node, ("phone",))
+            line, column = position(phone_key or item_node)
+            phones.append(PhoneDeclaration(str(item["phone"]), shown_as, line, column))
+        if index in bad_items:
+            continue
+        custom = item.get("custom", {})
+        assert isinstance(custom, dict)
+        contacts.append(
+            DesiredContact(
+                phone=str(item["phone"]),
+                fields={name: item[name] for name in STANDARD_FIELDS if name in item},  # type: ignore[misc]
+                custom=_custom_values(custom),
+                source=SourceLocation(shown_as, item_node.start_mark.line + 1),
+            )
+        )
+    return contacts, phones
+
+
+def _custom_values(custom: Mapping[str, object]) -> dict[str, CustomValue]:
+    values: dict[str, CustomValue] = {}
+    for title, value in custom.items():
+        assert value is None or isinstance(value, str | int | float | bool)
+        values[title] = value
+    return values
+
+
+def contact_files(contacts_dir: Path) -> list[Path]:
+    """Every YAML file under ``contacts_dir``, recursively, in a stable order; hidden files
+    and directories (``.git``, editor backups) are skipped."""
+    found = [
+        path
+        for path in contacts_dir.rglob("*")
+        if path.suffix in YAML_SUFFIXES
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(contacts_dir).parts)
+    ]
+    return sorted(found, key=lambda path: path.relative_to(contacts_dir).as_posix())
+
+
+def _unread_file_problems(contacts_dir: Path, base: Path) -> list[Problem]:
+    """What looks like contacts that ``contact_files`` cannot see: a contacts file whose link
+    target is gone, a linked directory (never followed, so ``export --force`` cannot delete
+    through it), a ``.YAML``/``.Yml`` file. Skipped silently, their contacts would look
+    undeclared and be pruned."""
+    problems: list[Problem] = []
+    for path in sorted(contacts_dir.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(contacts_dir).parts):
+            continue
+        shown_as = display_path(path, base)
+        if path.suffix not in YAML_SUFFIXES and path.suffix.lower() in YAML_SUFFIXES:
+            problems.append(
+                Problem(
+                    shown_as,
+                    1,
+                    1,
+                    f"is not read: only *.yaml and *.yml files are; rename it to "
+                    f"{path.stem}{path.suffix.lower()}",
+                )
+            )
+        elif not path.is_symlink():
+            continue
+        elif path.is_dir():
+            problems.append(
+                Problem(
+                    shown_as,
+                    1,
+                    1,
+                    "is a symbolic link to a directory, which is not read; move its files "
+                    "into the contacts directory, or link each file",
+                )
+            )
+        elif path.suffix in YAML_SUFFIXES and not path.exists():
+            problems.append(
+                Problem(
+                    shown_as,
+                    1,
+                    1,
+                    "is a symbolic link to a file that does not exist; restore the file or "
+                    "remove the link",
+                )
+            )
+    return problems
+
+
+def _duplicate_problems(phones: Sequence[PhoneDeclaration]) -> list[Problem]:
+    first_place: dict[str, str] = {}
+    problems: list[Problem] = []
+    for phone, path, line, column in phones:
+        place = f"{path}:{line}:{column}"
+        earlier = first_place.setdefault(phone, place)
+        if earlier != place:
+            problems.append(
+                Problem(
+                    path, line, column, f"phone {phone} is declared twice: here and at {earlier}"
+                )
+            )
+    return problems
+
+
+def load_desired_state(
+    contacts_dir: Path, cwd: Path | None = None, *, cache_dir: Path | None = None
+) -> DesiredState:
+    """Load and validate every contacts file under ``contacts_dir``; with ``cache_dir``,
+    files parsed before (same bytes) are read from the parse cache there.
+
+    Raises ``DesiredStateError`` with every problem found, in file and line order."""
+    base = Path.cwd() if cwd is None else cwd
+    shown_dir = display_path(contacts_dir, base)
+    if not contacts_dir.is_dir():
+        raise InputNotFoundError(
+            f'contacts directory "{shown_dir}" does not exist; create it or pass --contacts DIR'
+        )
+    files = contact_files(contacts_dir)
+    unread_problems = _unread_file_problems(contacts_dir, base)
+    if not files and not unread_problems:
+        raise InputNotFoundError(
+            f'no *.yaml or *.yml files under "{shown_dir}"; add one '
+            '(a file with "contacts: []" declares no contacts)'
+        )
+    digest = hashlib.sha256()
+    contacts: list[DesiredContact] = []
+    phones: list[PhoneDeclaration] = []
+    problems: list[Problem] = unread_problems
+    readable: list[tuple[bytes, str]] = []
+    for path in files:
+        shown_as = display_path(path, base)
+        data = read_capped(path, shown_as)
+        if isinstance(data, Problem):
+            problems.append(data)
+            continue
+        relative = path.relative_to(contacts_dir).as_posix().encode()
+        digest.update(b"%d:%s%d:" % (len(relative), relative, len(data)))
+        digest.update(data)
+        readable.append((data, shown_as))
+    cache = ParseCache(cache_dir) if cache_dir is not None else None
+    with collector_paused():
+        for parsed in _parse_files(readable, cache):
+            contacts.extend(parsed.contacts)
+            phones.extend(parsed.phones)
+            problems.extend(parsed.problems)
+    problems.extend(_duplicate_problems(phones))
+    if problems:
+        file_order = {display_path(path, base): index for index, path in enumerate(files)}
+        problems.sort(key=lambda p: (file_order.get(p.path, -1), p.line, p.column))
+        raise DesiredStateError(problems)
+    return DesiredState(tuple(contacts), tuple(files), digest.hexdigest())

@@ -1,0 +1,166 @@
+"""Where a command talks to its user: output streams (all text through one filter), the
+yes/no question, a progress counter on a terminal, and Ctrl-C that lets the batch in flight
+finish."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from reconciler.core.errors import ApprovalRequiredError
+from reconciler.core.masking import KnownNames, mask_text
+from reconciler.core.redaction import SecretScrubber, credential_values_in
+
+NO_COLOR_VARIABLE = "NO_COLOR"
+CONFIRM_QUESTION = "Do you want to apply these changes? Only 'yes' will be accepted:"
+
+
+class OutputFilter:
+    """The last step of every text a command prints, writes into the job summary or shows
+    as an error: credential values never pass (whatever put them in the text), and with
+    masking on neither do phones, emails and the names the run knows.
+
+    One per command run, shared by its console and the CLI's error handler; the run turns
+    masking on as soon as it knows it is wanted (flag or configuration), and adds names as
+    it reads them."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._scrubber = SecretScrubber(secrets)
+        self.masking = False
+        self._names = KnownNames()
+
+    @classmethod
+    def for_environment(cls, environ: Mapping[str, str]) -> OutputFilter:
+        return cls(credential_values_in(environ))
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Also keep these credential values out of everything printed."""
+        self._scrubber.remember(*secrets)
+
+    def mask_personal_data(self, names: Iterable[object] = ()) -> None:
+        """Mask phones, emails and these names (and any added later) from now on."""
+        self.masking = True
+        self.add_names(names)
+
+    def add_names(self, names: Iterable[object]) -> None:
+        if self.masking:
+            self._names = self._names.adding(names)
+
+    def __call__(self, text: str) -> str:
+        text = self._scrubber.scrub(text)
+        return mask_text(text, self._names) if self.masking else text
+
+
+@dataclass
+class Console:
+    """Where a run talks to its user. ``ask`` is only called when ``stdin_is_tty``.
+
+    Whatever is given as ``out`` and ``err``, every text goes through ``screen`` first."""
+
+    out: Callable[[str], None]
+    err: Callable[[str], None]
+    ask: Callable[[str], str]
+    stdin_is_tty: bool = False
+    stdout_is_tty: bool = False
+    stderr_is_tty: bool = False
+    screen: OutputFilter = field(default_factory=OutputFilter)
+    _progress_shown: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        write_out, write_err = self.out, self.err
+        self.out = lambda text: write_out(self.screen(text))
+        self.err = lambda text: write_err(self.screen(text))
+
+    @classmethod
+    def standard(cls, screen: OutputFilter | None = None) -> Console:
+        def write(stream: Any) -> Callable[[str], None]:
+            def emit(text: str) -> None:
+                stream.write(text)
+                stream.flush()
+
+            return emit
+
+        def ask(question: str) -> str:
+            sys.stderr.write(question + " ")
+            sys.stderr.flush()
+            return sys.stdin.readline()
+
+        return cls(
+            out=write(sys.stdout),
+            err=write(sys.stderr),
+            ask=ask,
+            stdin_is_tty=sys.stdin.isatty(),
+            stdout_is_tty=sys.stdout.isatty(),
+            stderr_is_tty=sys.stderr.isatty(),
+            screen=screen or OutputFilter.for_environment(os.environ),
+        )
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        """A one-line counter on a terminal's stderr; nothing in logs and pipes."""
+        if not self.stderr_is_tty:
+            return
+        self.err(f"\r{label}: {done}/{total}")
+        self._progress_shown = True
+        if done >= total:
+            self.end_progress()
+
+    def end_progress(self) -> None:
+        if self._progress_shown:
+            self.err("\n")
+            self._progress_shown = False
+
+
+def confirm(console: Console, *, auto_approve: bool, what: str = "apply") -> None:
+    """Raise ``ApprovalRequiredError`` (exit 3) unless approved."""
+    if auto_approve:
+        return
+    if not console.stdin_is_tty:
+        raise ApprovalRequiredError(
+            f"{what} needs approval, and stdin is not a terminal to ask on: review the plan "
+            "above and pass --auto-approve to proceed without asking. Nothing was written."
+        )
+    answer = console.ask(CONFIRM_QUESTION)
+    if answer.strip() != "yes":
+        raise ApprovalRequiredError(f"{what.capitalize()} cancelled.")
+
+
+class GracefulInterrupt:
+    """Ctrl-C while writing: note it and let the batch in flight finish; a second Ctrl-C
+    aborts at once. Only the main thread can own signal handlers; elsewhere this is inert."""
+
+    def __init__(self, console: Console) -> None:
+        self.requested = False
+        self._console = console
+
+    def _handle(self, _signal: int, _frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._console.end_progress()
+        self._console.err(
+            "Interrupt: stopping after the batch in flight (Ctrl-C again to abort).\n"
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[GracefulInterrupt]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def wants_color(*, no_color: bool, environ: Mapping[str, str], is_tty: bool) -> bool:
+    """Colour only on a terminal, and never with ``--no-color`` or a non-empty ``NO_COLOR``
+    (no-color.org): escape codes in a CI log or a piped file are noise."""
+    return is_tty and not no_color and not environ.get(NO_COLOR_VARIABLE)
