@@ -31,7 +31,7 @@ from jsonschema import Draft202012Validator
 from reconciler.atomic_files import write_atomically
 from reconciler.desired_state import contact_files, display_path
 from reconciler.errors import ExportError
-from reconciler.fmt import contacts_text
+from reconciler.fmt import contacts_text, writable
 from reconciler.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.normalize import custom_value_text, normalize_text
 from reconciler.pipeline import cache_directory, connect, fetch_live_state, resolve_settings
@@ -142,6 +142,21 @@ class _Exporter:
         """The declaration minus what the contacts schema would refuse, so the files always
         validate; each field dropped is named in a warning."""
         phone = declared["phone"]
+        for name in STANDARD_FIELDS:
+            value = declared.get(name)
+            if isinstance(value, str) and not writable(value):
+                del declared[name]
+                self.warnings.append(
+                    f"{phone}: the live {name} holds a character no file can hold (a lone "
+                    "surrogate): left out, so it is not managed."
+                )
+        custom = declared.get("custom", {})
+        for title, value in list(custom.items()):
+            if not writable(title) or (isinstance(value, str) and not writable(value)):
+                del custom[title]
+                self.warnings.append(
+                    f"{phone}: custom field {title!r} has a value a file cannot hold: left out."
+                )
         for error in self.validator.iter_errors(declared):
             path = list(error.absolute_path)
             if not path or path[0] == "phone":
