@@ -55,6 +55,11 @@ _RAW_TEXT = re.compile(
 _RAW_BLOCK_TEXT = re.compile(
     "[\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*"
 )
+_AWKWARD_BLOCK = re.compile("^\\s|[ \\t]\n|[ \\t]$|\n\n\n")
+# A line of nothing but spaces and tabs, inside a block scalar's source.
+_BLANK_LINE = re.compile("(?m)^[ \\t]+(?=\\r?$)")
+# Cheap signs that a file may hold a tab or a block scalar (most files hold neither).
+_MAYBE_READ_OTHERWISE = re.compile("[\\t|>]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -91,12 +96,24 @@ class _Representer(RoundTripRepresenter):
             if style in ("|", ">"):
                 # A folded scalar marks its fold points with BEL, which raw text never holds.
                 text = str(value).replace("\a", "") if style == ">" else str(value)
-                if not _RAW_BLOCK_TEXT.fullmatch(text):
+                if not _block_keeps(text):
                     return super().represent_scalar(tag, text, style='"', anchor=anchor)
             elif not _RAW_TEXT.fullmatch(value):
                 return super().represent_scalar(tag, str(value), style='"', anchor=anchor)
         node: ScalarNode = super().represent_scalar(tag, value, style=style, anchor=anchor)
         return node
+
+
+def _block_keeps(text: str) -> bool:
+    """Whether a value reads back the same from the block scalar ruamel.yaml writes for it,
+    and from what it writes next: raw text, not empty, with no white space at either end of
+    a line nor at the start, nor more than one empty line in a row. Any other value is
+    written double-quoted."""
+    return (
+        text != ""
+        and _RAW_BLOCK_TEXT.fullmatch(text) is not None
+        and _AWKWARD_BLOCK.search(text) is None
+    )
 
 
 def _represent_null(representer: Any, _: None) -> Any:
@@ -203,11 +220,17 @@ def _attach_to_list_header(contacts: CommentedSeq, lines: str) -> None:
         contacts.ca.comment = [None, [CommentToken(lines.lstrip(" "), CommentMark(2), None)]]
 
 
-def _tabs_made_readable(text: str) -> str:
-    """``text`` with every tab that ruamel.yaml refuses but libyaml reads replaced by what
-    reads the same in both: a plain scalar holding a tab becomes a double-quoted one with
-    the same value, and a tab that separates tokens becomes a space. Tabs inside quoted and
-    block scalars and in comments are read alike, and stay."""
+def _readable_alike(text: str) -> str:
+    """``text`` with what ruamel.yaml reads otherwise than libyaml (or refuses) rewritten so
+    that both read the same values:
+
+    - a plain scalar holding a tab (ruamel.yaml refuses it) becomes double-quoted;
+    - a tab between tokens (ruamel.yaml refuses it) becomes a space;
+    - a block scalar (| or >) whose value the writer would not keep in block style anyway
+      becomes double-quoted (the two readers differ on odd block indentation); in one it
+      keeps, a line of only white space becomes empty, as it reads.
+
+    Tabs inside quoted and block scalars and in comments are read alike, and stay."""
     pieces: list[str] = []
     end = 0
     for token in scan(text, Loader=_CoreSchemaLoader):
@@ -217,7 +240,19 @@ def _tabs_made_readable(text: str) -> str:
         pieces.append(_spaces_for_separating_tabs(text[end:start]))
         end = token.end_mark.index
         source = text[start:end]
-        if isinstance(token, ScalarToken) and token.plain and "\t" in source:
+        if isinstance(token, ScalarToken) and token.style in ("|", ">"):
+            if _block_keeps(token.value):
+                pieces.append(_BLANK_LINE.sub("", source))
+            else:
+                # The comment on its header line and its line ends stay (so the next token
+                # keeps its line).
+                header = source.splitlines()[0]
+                comment = " " + header[header.index("#") :] if "#" in header else ""
+                line_ends = source[len(source.rstrip(" \t\r\n")) :]
+                pieces.append(
+                    _double_quoted(token.value) + comment + _BLANK_LINE.sub("", line_ends)
+                )
+        elif isinstance(token, ScalarToken) and token.plain and "\t" in source:
             pieces.append(_double_quoted(token.value))
         else:
             pieces.append(source)
@@ -296,6 +331,11 @@ def _same_values(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> boo
     return sorted(map(identity, left)) == sorted(map(identity, right))
 
 
+def _reads_as(text: str, expected: list[dict[str, Any]]) -> bool:
+    found = _declared(text)
+    return found is not None and _same_values(found, expected)
+
+
 def _typed(value: object) -> str:
     if isinstance(value, dict):
         return repr(sorted((key, _typed(item)) for key, item in value.items()))
@@ -309,14 +349,18 @@ def format_file(text: str) -> Formatted:
     if expected is None:
         return Formatted(_round_trip_format(text), True)  # not ours to judge: validate words it
     try:
-        readable = _tabs_made_readable(text) if "\t" in text else text
+        readable = _readable_alike(text) if _MAYBE_READ_OTHERWISE.search(text) else text
         formatted = _round_trip_format(readable)
     except RoundTripError:
         formatted = None
-    if formatted is not None:
-        found = _declared(formatted)
-        if found is not None and _same_values(found, expected):
-            return Formatted(formatted, True)
+    if formatted is not None and _reads_as(formatted, expected):
+        if formatted.endswith("\n\n"):
+            # Empty lines that ended a block scalar moved to the end of the file: a file
+            # ends with one line end (unless they are the value's own, kept with "|+").
+            trimmed = formatted.rstrip("\n") + "\n"
+            if _reads_as(trimmed, expected):
+                formatted = trimmed
+        return Formatted(formatted, True)
     return Formatted(contacts_text(expected), False)
 
 
