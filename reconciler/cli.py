@@ -252,6 +252,13 @@ def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int
         return EXIT_ERROR
     for path in result.changed:
         click.echo(f"would reformat {path}" if check else f"reformatted {path}")
+    for path in result.rebuilt:
+        verb = "would be" if check else "was"
+        click.echo(
+            f"Warning: {path} {verb} written from its values, without its comments: the "
+            "comment-keeping writer cannot rewrite it without changing a value.",
+            err=True,
+        )
     changed = len(result.changed)
     if check:
         click.echo(f"{changed} file(s) would be reformatted, {result.unchanged} already canonical.")

@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.cli import main
 from reconciler.commands.export import ExportSettings, SplitBy, build_export
-from reconciler.core.model import LiveContact
+from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.model import CustomField, LiveContact
+from reconciler.core.normalize import normalize_text
 from reconciler.desired.canonical import format_text
-from reconciler.desired.loader import load_desired_state
+from reconciler.desired.loader import load_desired_state, parse_file
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"
@@ -365,3 +369,136 @@ def test_init_then_export_force_adopts_an_existing_account(
     assert main(["validate"]) == 0
     plan = plan_json(capsys)
     assert [(c["phone"], c["adopt"]) for c in plan["changes"]] == [(phone(1), True)]
+
+
+def test_a_value_holding_nel_exports_and_plans_nothing_but_the_adoption(
+    repo: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # YAML reads NEL (U+0085) as a line break: written raw, "x\x85y" comes back "x y".
+    notes = sandbox.create_fields(["Notes", MARKER])["Notes"]
+    sandbox.seed(
+        [
+            {
+                "phone": phone(1),
+                "first": "x\x85y",
+                "last": "Lind\u2028qvist",
+                "display_name": "x\x85y Lind\u2029qvist",
+                "custom": {notes: "call\x85after 5"},
+            }
+        ]
+    )
+
+    assert main(["export"]) == 0
+    assert main(["validate"]) == 0
+    assert main(["fmt", "--check"]) == 0
+
+    (contact,) = load_desired_state(repo / "contacts").contacts
+    assert dict(contact.fields) == {
+        "first": "x\x85y",
+        "last": "Lind\u2028qvist",
+        "display_name": "x\x85y Lind\u2029qvist",
+    }
+    assert dict(contact.custom) == {"Notes": "call\x85after 5"}
+    plan = plan_json(capsys)
+    (change,) = plan["changes"]
+    assert change["adopt"] is True
+    assert change["fields"] == {}
+    assert change["custom"] == {MARKER: {"before": None, "after": OWNER}}
+
+
+def live_contact(**values: Any) -> LiveContact:
+    record: dict[str, Any] = {
+        "id": 1,
+        "uuid": "uuid-1",
+        "phone": phone(1),
+        "first": None,
+        "last": None,
+        "display_name": None,
+        "email": None,
+        "is_opted_out": False,
+        "custom": {},
+        "rev": 1,
+        "updated": "2026-01-01T00:00:00Z",
+    }
+    return LiveContact(**(record | values))
+
+
+def test_a_live_value_no_utf8_file_can_hold_is_left_out_with_a_warning() -> None:
+    # A JSON answer may carry a lone surrogate ("\ud800"), which has no UTF-8 form.
+    live = live_contact(first="Ann", last="Zed\ud800", custom={"7": "\udfffx", "8": "ok"})
+    fields = [CustomField("7", "Notes"), CustomField("8", "Region")]
+
+    export = build_export(
+        [live], fields, ExportSettings(SplitBy.NONE, False, marker_field=MARKER, owner=OWNER)
+    )
+
+    (file,) = export.files
+    assert file.text == (
+        f'contacts:\n  - phone: "{phone(1)}"\n    first: Ann\n    custom:\n      Region: ok\n'
+    )
+    assert export.warnings == (
+        f"{phone(1)}: the live last holds a character no file can hold (a lone surrogate): "
+        "left out, so it is not managed.",
+        f"{phone(1)}: custom field 'Notes' has a value a file cannot hold: left out.",
+    )
+
+
+# Arbitrary text with what YAML treats specially mixed in: C0/C1 controls, NEL, LS/PS, a BOM,
+# tabs and line ends, quotes, backslashes, indicators, and lone surrogates.
+LIVE_AWKWARD = (
+    "\t\n\r\x00\x01\x1b\x7f\x85\x9f\xa0\u2028\u2029\ufeff\ufffe\uffff\ud800\udfff\"'\\#:-|>@ "
+)
+live_text = st.one_of(
+    st.none(),
+    st.text(alphabet=st.sampled_from(LIVE_AWKWARD + "xyé🙂"), max_size=8),
+    st.text(alphabet=st.characters(codec=None), max_size=8),
+)
+LIVE_TITLES = {"1": "Region", "2": "Notes: misc", "3": "yes", "9": MARKER}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=live_text,
+    last=live_text,
+    display_name=live_text,
+    email=live_text.map(lambda text: None if text is None else f"{text}@{text}"),
+    custom=st.dictionaries(st.sampled_from(["1", "2", "3"]), live_text),
+)
+def test_any_live_record_exports_to_a_file_that_plans_no_change(
+    first: str | None,
+    last: str | None,
+    display_name: str | None,
+    email: str | None,
+    custom: dict[str, str | None],
+) -> None:
+    live = live_contact(
+        first=first,
+        last=last,
+        display_name=display_name,
+        email=email,
+        custom=custom | {"9": OWNER},  # owned already, so not even an adoption is due
+    )
+    fields = [CustomField(field_id, title) for field_id, title in LIVE_TITLES.items()]
+    settings_ = ExportSettings(SplitBy.NONE, owned_only=False, marker_field=MARKER, owner=OWNER)
+
+    export = build_export([live], fields, settings_)
+
+    (file,) = export.files
+    assert format_text(file.text) == file.text
+    parsed = parse_file(file.text.encode("utf-8"), "contacts.yaml")
+    assert parsed.problems == []
+    plan = diff(parsed.contacts, [live], fields, DiffSettings(MARKER, OWNER), prune=False)
+    assert plan.changes == () and plan.errors == () and plan.warnings == ()
+    (contact,) = parsed.contacts
+    for name, value in [("first", first), ("last", last), ("display_name", display_name)]:
+        # Inner characters survive exactly; only a value no file can hold is left out.
+        if name in contact.fields:
+            assert contact.fields[name] == normalize_text(value)
+        elif normalize_text(value) is not None:
+            assert any(f"the live {name} " in warning for warning in export.warnings)
+    for field_id, value in custom.items():
+        title = LIVE_TITLES[field_id]
+        if title in contact.custom:
+            assert contact.custom[title] == normalize_text(value)
+        elif normalize_text(value) is not None:
+            assert f"{phone(1)}: custom field {title!r} has a value" in " ".join(export.warnings)

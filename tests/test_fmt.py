@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import assume, event, given, settings
+from hypothesis import strategies as st
 
 from reconciler.cli import main
-from reconciler.desired.canonical import format_text
+from reconciler.desired.canonical import format_directory, format_text
+from reconciler.desired.loader import load_desired_state, parse_file
+from reconciler.desired.yaml_safety import LoadedYaml, load_yaml
 
 MESSY = """\
 # Sales team
@@ -139,3 +145,201 @@ def test_example_contacts_are_canonical() -> None:
     for path in sorted((Path(__file__).parent.parent / "contacts").rglob("*.yaml")):
         text = path.read_text(encoding="utf-8")
         assert format_text(text) == text, path.name
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        'last: "Lindqvi\tst"  # from the CRM',
+        "last: Lindqvi\tst  # from the CRM",
+        "last:\tLindqvi\tst\t# from the CRM",
+        "last: 'Lindqvi\tst'\t# from the CRM",
+    ],
+    ids=["double-quoted", "plain", "tab-separated", "single-quoted"],
+)
+def test_a_tab_validate_accepts_is_formatted_keeping_the_value_and_the_comment(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    entry: str,
+) -> None:
+    (tmp_path / "contacts").mkdir()
+    path = tmp_path / "contacts" / "crm.yaml"
+    path.write_text(f'contacts:\n  - phone: "14155550101"\n    {entry}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 0
+
+    assert main(["fmt"]) == 0
+
+    captured = capsys.readouterr()
+    assert "Error" not in captured.err and "Warning" not in captured.err
+    # The comment keeps its column, wherever the value's new spelling ends.
+    assert re.fullmatch(
+        r'contacts:\n  - phone: "14155550101"\n    last: "Lindqvi\\tst" +# from the CRM\n',
+        path.read_text(encoding="utf-8"),
+    )
+    (contact,) = load_desired_state(tmp_path / "contacts").contacts
+    assert contact.fields == {"last": "Lindqvi\tst"}
+    assert main(["fmt", "--check"]) == 0
+
+
+# --- fmt agrees with validate on every file validate accepts --------------------------------
+
+# Characters YAML readers treat specially, mixed into arbitrary text: C0 and C1 controls, NEL,
+# LS/PS, a BOM, tabs, line ends, quotes, backslashes and the indicators of the syntax.
+AWKWARD = (
+    "\t\n\r\x00\x01\x07\x1b\x7f\x80\x85\x9f\xa0\u2028\u2029\ufeff\ufffe\"'\\#:-?|>{}[],&*!%@` "
+)
+awkward_text = st.one_of(
+    st.text(alphabet=st.sampled_from(AWKWARD + "xyé🙂"), max_size=10),
+    st.text(alphabet=st.characters(), max_size=10),
+)
+SCALAR_STYLES = ("plain", "single", "double", "escaped", "literal", "folded", "flow")
+
+
+def _escaped(value: str) -> str:
+    """A double-quoted scalar spelling every character outside printable ASCII as an escape."""
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\\0", "\x85": "\\N", "\u2028": "\\L"}
+    named |= {"\u2029": "\\P", "\xa0": "\\_", '"': '\\"', "\\": "\\\\"}
+    out = []
+    for char in value:
+        if char in named:
+            out.append(named[char])
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _scalar(value: str, style: str, indent: str, newline: str) -> str:
+    """``value`` written in ``style``, as a careless hand might: raw characters stay raw."""
+    if style == "plain":
+        return value
+    if style == "single":
+        return "'" + value.replace("'", "''") + "'"
+    if style == "double":
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if style in ("literal", "folded"):
+        lines = value.split("\n")
+        head = ("|" if style == "literal" else ">") + ("-" if len(lines) % 2 else "")
+        return head + "".join(newline + indent + "  " + line for line in lines)
+    return _escaped(value)
+
+
+def _reads_as_text(entry: str) -> bool:
+    """Whether libyaml reads this one ``key: value`` line as text (else the generator writes
+    the value with escapes, so that most generated files are valid)."""
+    loaded = load_yaml(entry.encode("utf-8"), "entry")
+    return (
+        isinstance(loaded, LoadedYaml)
+        and isinstance(loaded.value, dict)
+        and all(isinstance(value, str) for value in loaded.value.values())
+    )
+
+
+@st.composite
+def contacts_files(draw: st.DrawFn) -> tuple[bytes, int]:
+    """A contacts file as a person or another tool might write it, and how many contacts it
+    declares: any text in any scalar style, tabs between tokens, comments in odd places,
+    LF or CRLF line ends, a BOM."""
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    gap = draw(st.sampled_from([" ", "\t", " \t "]))
+    lines = [draw(st.sampled_from(["", "\ufeff", "# team" + newline])) + "contacts:"]
+    count = draw(st.integers(min_value=1, max_value=3))
+    for number in range(count):
+        phone = f'"1415555{number:04d}"'
+        values = {}
+        for name in draw(st.lists(st.sampled_from(["first", "last", "display_name"]), unique=True)):
+            values[name] = draw(awkward_text)
+        custom = {
+            draw(st.sampled_from(["Region", "Notes", "tab\tkey", "Zoë"])): draw(awkward_text)
+            for _ in range(draw(st.integers(0, 2)))
+        }
+        if draw(st.booleans()):
+            # The whole contact in flow style, values double-quoted with escapes.
+            pairs = [f"phone: {phone}"]
+            pairs += [f"{name}:{gap}{_escaped(value)}" for name, value in values.items()]
+            if custom:
+                inner = ", ".join(f"{_escaped(t)}: {_escaped(v)}" for t, v in custom.items())
+                pairs.append(f"custom: {{{inner}}}")
+            lines.append("  - {" + ",".join(pairs) + "}")
+            continue
+        lines.append(f"  - phone: {phone}")
+        entries = [(name, value, "    ") for name, value in values.items()]
+        if custom:
+            header = "    custom:" + draw(st.sampled_from(["", f"{gap}# custom"]))
+            entries.append(("", header, ""))
+            entries += [(title, value, "      ") for title, value in custom.items()]
+        for key, value, indent in entries:
+            if not key:
+                lines.append(value)
+                continue
+            style = draw(st.sampled_from(SCALAR_STYLES))
+            scalar = _scalar(value, style, indent, newline)
+            comment = draw(st.sampled_from(["", f"{gap}# note", f"{gap}#\ttabbed"]))
+            if style in ("literal", "folded"):
+                comment = ""  # a comment after a block scalar's last line would be content
+            written_key = key if "\t" not in key or style == "plain" else _escaped(key)
+            line = f"{indent}{written_key}:{gap}{scalar}{comment}"
+            if not _reads_as_text(line + newline):
+                line = f"{indent}{written_key}:{gap}{_escaped(value)}{comment}"
+            lines.append(line)
+    return newline.join(lines).encode("utf-8") + newline.encode(), count
+
+
+def _contacts_of(directory: Path) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    return sorted(
+        (contact.phone, dict(contact.fields), dict(contact.custom))
+        for contact in load_desired_state(directory, directory).contacts
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=contacts_files())
+def test_fmt_formats_every_file_validate_accepts_and_keeps_every_value(
+    case: tuple[bytes, int],
+) -> None:
+    data, count = case
+    parsed = parse_file(data, "generated.yaml")
+    assume(not parsed.problems and len(parsed.contacts) == count)
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        path = directory / "generated.yaml"
+        path.write_bytes(data)
+        before = _contacts_of(directory)
+
+        first = format_directory(directory, directory, check=False)
+        formatted = path.read_bytes()
+        event(f"comments kept: {not first.rebuilt}")
+
+        assert _contacts_of(directory) == before
+        again = format_directory(directory, directory, check=False)
+        assert again.changed == () and path.read_bytes() == formatted
+
+
+def test_a_file_the_comment_keeping_writer_reads_otherwise_is_written_from_its_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The block's content is indented deeper than the comment after it: libyaml ends the
+    # block before the comment, ruamel.yaml does not. The values win; fmt says what it lost.
+    (tmp_path / "contacts").mkdir()
+    path = tmp_path / "contacts" / "notes.yaml"
+    path.write_text(
+        'contacts:\n  - phone: "14155550000"\n    last: |-\n       a\n\n      # note\n'
+        "    first: x\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 0
+
+    assert main(["fmt"]) == 0
+
+    assert capsys.readouterr().err == (
+        "Warning: contacts/notes.yaml was written from its values, without its comments: the "
+        "comment-keeping writer cannot rewrite it without changing a value.\n"
+    )
+    assert path.read_text(encoding="utf-8") == (
+        'contacts:\n  - phone: "14155550000"\n    first: x\n    last: a\n'
+    )
+    assert main(["fmt", "--check"]) == 0

@@ -33,7 +33,7 @@ from reconciler.core.errors import ExportError
 from reconciler.core.masking import contact_names
 from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
-from reconciler.desired.canonical import contacts_text
+from reconciler.desired.canonical import contacts_text, writable
 from reconciler.desired.loader import contact_files, display_path
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
 from reconciler.files.atomic import write_atomically
@@ -144,6 +144,21 @@ class _Exporter:
         """The declaration minus what the contacts schema would refuse, so the files always
         validate; each field dropped is named in a warning."""
         phone = declared["phone"]
+        for name in STANDARD_FIELDS:
+            value = declared.get(name)
+            if isinstance(value, str) and not writable(value):
+                del declared[name]
+                self.warnings.append(
+                    f"{phone}: the live {name} holds a character no file can hold (a lone "
+                    "surrogate): left out, so it is not managed."
+                )
+        custom = declared.get("custom", {})
+        for title, value in list(custom.items()):
+            if not writable(title) or (isinstance(value, str) and not writable(value)):
+                del custom[title]
+                self.warnings.append(
+                    f"{phone}: custom field {title!r} has a value a file cannot hold: left out."
+                )
         for error in self.validator.iter_errors(declared):
             path = list(error.absolute_path)
             if not path or path[0] == "phone":
