@@ -18,7 +18,10 @@ from reconciler.cli import main
 from reconciler.commands.apply import ApplyRequest, run_apply
 from reconciler.commands.context import LiveState, load_desired, make_plan, resolve_settings
 from reconciler.core.errors import ApprovalRequiredError
-from reconciler.files.saved_plans import current_provenance, write_saved_plan
+from reconciler.files.saved_plans import (
+    current_provenance,
+    write_saved_plan,
+)
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle

@@ -24,8 +24,13 @@ import httpx
 import pytest
 
 from reconciler.cli import main
+from reconciler.core.proof import (
+    desired_state_digest,
+)
 from reconciler.desired.loader import load_desired_state
-from reconciler.files.saved_plans import desired_state_digest, read_saved_plan
+from reconciler.files.saved_plans import (
+    read_saved_plan,
+)
 from tests.sandbox_handle import SandboxHandle
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,7 +45,10 @@ from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import PruneCapExceededError
 from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
 from reconciler.core.plan import Delete, Plan, Update
-from reconciler.files.saved_plans import current_provenance, write_saved_plan
+from reconciler.files.saved_plans import (
+    current_provenance,
+    write_saved_plan,
+)
 from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle
 

@@ -18,13 +18,15 @@ from reconciler import __version__
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import SavedPlanError
 from reconciler.core.plan import Plan
-from reconciler.files.saved_plans import (
+from reconciler.core.proof import (
     Provenance,
-    current_git_commit,
-    current_provenance,
     desired_state_digest,
     plan_differences,
     provenance_differences,
+)
+from reconciler.files.saved_plans import (
+    current_git_commit,
+    current_provenance,
     read_saved_plan,
     write_saved_plan,
 )

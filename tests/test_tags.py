@@ -18,14 +18,14 @@ from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.masking import mask_plan
 from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
 from reconciler.core.plan import Create, Marker, Plan, TagsChange, Update
-from reconciler.execute.backup import backup_line, read_backup
-from reconciler.files.saved_plans import (
+from reconciler.core.proof import (
     Provenance,
     desired_state_digest,
     parse_saved_plan,
     plan_differences,
     saved_plan_document,
 )
+from reconciler.execute.backup import backup_line, read_backup
 from reconciler.heymarket.encode import to_upsert_item
 from reconciler.heymarket.parse import parse_live_contact
 from reconciler.render import RenderOptions, render_plan

@@ -26,10 +26,16 @@ from reconciler.cli import main
 from reconciler.core.errors import BackupError, SandboxError, SavedPlanError
 from reconciler.core.model import CustomField, SourceLocation
 from reconciler.core.plan import Create, Delete, FieldChange, Marker, Plan, Update
+from reconciler.core.proof import (
+    Provenance,
+    saved_plan_document,
+)
 from reconciler.desired.fast_parse import ContactRow
 from reconciler.desired.parse_cache import ENTRY_FORMAT, ParseCache
 from reconciler.execute.backup import backup_line, read_backup
-from reconciler.files.saved_plans import Provenance, read_saved_plan, saved_plan_document
+from reconciler.files.saved_plans import (
+    read_saved_plan,
+)
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.heymarket.parse import parse_live_contact

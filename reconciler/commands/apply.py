@@ -54,17 +54,19 @@ from reconciler.core.model import CustomField, DesiredContact, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
 from reconciler.core.phones import canonical_phone
 from reconciler.core.plan import Create, Delete, Marker, Plan, Update, check_prune_caps
+from reconciler.core.proof import (
+    Provenance,
+    SavedPlan,
+    plan_differences,
+    provenance_differences,
+)
 from reconciler.core.redaction import credential_values_in
 from reconciler.execute.backup import write_backup
 from reconciler.execute.journal import JOURNAL_FILE, Journal, JournalEntry, Result
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
 from reconciler.files.saved_plans import (
-    Provenance,
-    SavedPlan,
     current_git_commit,
     current_provenance,
-    plan_differences,
-    provenance_differences,
     read_saved_plan,
 )
 from reconciler.heymarket import FailedItem, HeymarketClient, UpsertResult

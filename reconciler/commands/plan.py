@@ -24,8 +24,14 @@ from reconciler.commands.context import (
 from reconciler.core.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, DesiredStateError
 from reconciler.core.masking import contact_names
 from reconciler.core.plan import Plan
+from reconciler.core.proof import (
+    SavedPlan,
+)
 from reconciler.core.redaction import credential_values_in
-from reconciler.files.saved_plans import SavedPlan, current_provenance, write_saved_plan
+from reconciler.files.saved_plans import (
+    current_provenance,
+    write_saved_plan,
+)
 from reconciler.live.snapshot import Refresh
 from reconciler.render import FORMATS, RenderOptions, render_plan
 from reconciler.report.console import OutputFilter, wants_color

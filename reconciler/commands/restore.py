@@ -27,7 +27,9 @@ from reconciler.core.redaction import credential_values_in
 from reconciler.execute.backup import BackupRecord, read_backup
 from reconciler.execute.journal import JOURNAL_FILE, Journal
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
-from reconciler.files.saved_plans import current_git_commit
+from reconciler.files.saved_plans import (
+    current_git_commit,
+)
 from reconciler.render import RenderOptions, render_plan
 from reconciler.report.console import Console, GracefulInterrupt, confirm
 

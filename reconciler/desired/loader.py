@@ -6,7 +6,6 @@ be cached by content; ``load_desired_state`` adds what needs all files (duplicat
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import threading
@@ -19,6 +18,7 @@ from typing import NamedTuple
 from reconciler.core.errors import DesiredStateError, InputNotFoundError, Problem
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation
 from reconciler.core.normalize import CustomValue
+from reconciler.core.proof import desired_state_digest
 from reconciler.desired.fast_parse import ContactRow, valid_contact_rows
 from reconciler.desired.parse_cache import ParseCache
 from reconciler.desired.schemas import CONTACTS_SCHEMA, schema_problems
@@ -37,8 +37,11 @@ _TOP_LEVEL = 'a mapping with one key, "contacts"'
 class DesiredState:
     contacts: tuple[DesiredContact, ...]
     files: tuple[Path, ...]
-    # sha256 over the files' relative paths and bytes: equal digests, equal desired state.
-    digest: str
+
+    @property
+    def digest(self) -> str:
+        """What is declared, whatever the file layout: see ``core.proof``."""
+        return desired_state_digest(self.contacts)
 
 
 class PhoneDeclaration(NamedTuple):
@@ -290,7 +293,6 @@ def load_desired_state(
             f'no *.yaml or *.yml files under "{shown_dir}"; add one '
             '(a file with "contacts: []" declares no contacts)'
         )
-    digest = hashlib.sha256()
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
     problems: list[Problem] = unread_problems
@@ -301,9 +303,6 @@ def load_desired_state(
         if isinstance(data, Problem):
             problems.append(data)
             continue
-        relative = path.relative_to(contacts_dir).as_posix().encode()
-        digest.update(b"%d:%s%d:" % (len(relative), relative, len(data)))
-        digest.update(data)
         readable.append((data, shown_as))
     cache = ParseCache(cache_dir) if cache_dir is not None else None
     with collector_paused():
@@ -316,4 +315,4 @@ def load_desired_state(
         file_order = {display_path(path, base): index for index, path in enumerate(files)}
         problems.sort(key=lambda p: (file_order.get(p.path, -1), p.line, p.column))
         raise DesiredStateError(problems)
-    return DesiredState(tuple(contacts), tuple(files), digest.hexdigest())
+    return DesiredState(tuple(contacts), tuple(files))
