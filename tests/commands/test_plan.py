@@ -33,8 +33,8 @@ from reconciler.files.saved_plans import (
 )
 from tests.sandbox_handle import SandboxHandle
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parents[1] / "golden"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ANSI = "\033["
 # Every route that only reads; plan must call nothing else.

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
+from tests.commands.test_apply import OWNER, by_phone, declare, journal_lines, writes
+from tests.commands.test_apply import project as project  # the fixture, shared
 from tests.sandbox_handle import SandboxHandle
-from tests.test_apply import OWNER, by_phone, declare, journal_lines, writes
-from tests.test_apply import project as project  # the fixture, shared
 
 
 def prune_two(project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]) -> Path:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.sandbox_handle import SandboxHandle
 
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 OWNER = "secret-team"
 CONFIG = f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 10\n  max_delete_percent: 100\n"
 # Anything shaped like a JSON Web Token (header.payload.signature, base64url).

@@ -21,9 +21,9 @@ from reconciler.commands.apply import ApplyRequest, run_apply
 from reconciler.commands.context import Settings
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
+from tests.commands.test_apply import OWNER, by_phone, declare, journal_lines, owned, writes
+from tests.commands.test_apply import project as project  # the fixture, shared
 from tests.sandbox_handle import SandboxHandle
-from tests.test_apply import OWNER, by_phone, declare, journal_lines, owned, writes
-from tests.test_apply import project as project  # the fixture, shared
 
 
 def _approving_console(on_ask: Any = None) -> tuple[Console, list[str]]:
@@ -223,7 +223,7 @@ def test_ctrl_c_stops_between_batches_and_a_rerun_converges(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     try:
         deadline = time.monotonic() + 60

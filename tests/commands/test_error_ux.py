@@ -20,8 +20,8 @@ import pytest
 from reconciler.cli import cli, main
 from reconciler.core.errors import TransportError
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
+from tests.heymarket.test_client_resilience import FakeClock, highest
 from tests.sandbox_handle import SandboxHandle
-from tests.test_client_resilience import FakeClock, highest
 
 
 def test_a_host_that_never_answers_is_given_up_on_within_seconds() -> None:
@@ -120,7 +120,7 @@ def test_a_seed_file_that_does_not_parse_is_reported_on_one_line(tmp_path: Path)
 
 
 def _reference_rows() -> dict[str, str]:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Reference", 1)[1].split("\n## ", 1)[0]
     rows: dict[str, str] = {}
     for line in section.splitlines():
@@ -155,7 +155,7 @@ def test_the_reference_table_names_each_flag_as_help_does(name: str) -> None:
 
 
 def test_every_config_key_of_the_schema_is_in_the_reference() -> None:
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     schema = json.loads((root / "schemas" / "config.schema.json").read_text(encoding="utf-8"))
     readme = (root / "README.md").read_text(encoding="utf-8")
 

@@ -44,10 +44,10 @@ from reconciler.live.snapshot import _write as write_snapshot
 from reconciler.live.snapshot import read_live_state, snapshot_path
 from reconciler.sandbox.server import load_seed_file
 from reconciler.sandbox.store import ContactStore, DamagedStoreError
+from tests.heymarket.test_client_parse import record
 from tests.sandbox_handle import SandboxHandle
-from tests.test_client_parse import record
 
-PACKAGE = Path(__file__).parent.parent / "reconciler"
+PACKAGE = Path(__file__).parents[2] / "reconciler"
 DEEP = "[" * 100_000
 API_URL = "http://127.0.0.1:9"
 MARKER = Marker("Managed by", "team-a")

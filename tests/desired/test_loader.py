@@ -325,7 +325,7 @@ def test_a_canonical_phone_is_its_own_identity() -> None:
 
 
 def test_example_contacts_directory_is_valid() -> None:
-    repository = Path(__file__).parent.parent
+    repository = Path(__file__).parents[2]
     state = load_desired_state(repository / "contacts", repository)
     assert len(state.contacts) >= 25
     assert any(contact.fields.get("is_opted_out") is True for contact in state.contacts)

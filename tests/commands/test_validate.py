@@ -104,7 +104,7 @@ def test_hostile_files_never_crash_the_process(project: Path) -> None:
         capture_output=True,
         text=True,
         cwd=project,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
         check=False,
     )
     assert result.returncode == 1

@@ -20,7 +20,7 @@ import yaml
 
 from tests.sandbox_handle import SandboxHandle
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The workflows of this repository and the copies `reconciler init` writes.
 WORKFLOW_DIRS = [ROOT / ".github" / "workflows", ROOT / "reconciler" / "templates" / "workflows"]
 WORKFLOW_IDS = ["repository", "init-template"]

@@ -23,7 +23,7 @@ import pytest
 
 from tests.sandbox_handle import SandboxHandle
 
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 OWNER = "crash-team"
 CONFIG = f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 10000\n  max_delete_percent: 100\n"
 LATENCY_MS = 60

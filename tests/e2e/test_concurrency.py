@@ -42,7 +42,7 @@ def _declared(phones: list[str], first: str = "Declared") -> list[dict[str, Any]
 
 
 def _environment(sandbox: SandboxHandle) -> dict[str, str]:
-    root = str(Path(__file__).parents[1])
+    root = str(Path(__file__).parents[2])
     return {**os.environ, **sandbox.env(), "NO_COLOR": "1", "PYTHONPATH": root}
 
 

@@ -17,11 +17,11 @@ from reconciler.core.masking import mask_email, mask_name, mask_phone
 from reconciler.core.plan import Plan
 from reconciler.render import FORMATS, RenderOptions, render_plan
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT
-from tests.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID
-from tests.test_diff import desired as declared
-from tests.test_diff import live_contact as live
+from tests.core.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID
+from tests.core.test_diff import desired as declared
+from tests.core.test_diff import live_contact as live
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 SETTINGS = DiffSettings(MARKER, OWNER, max_delete_percent=100)
 ANSI = re.compile("\033\\[")
 

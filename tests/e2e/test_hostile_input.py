@@ -31,7 +31,7 @@ from reconciler.desired.loader import DesiredState, load_desired_state, parse_fi
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.auth import ApiKeyCredentials
 from reconciler.report.console import Console
-from tests.test_client_parse import record
+from tests.heymarket.test_client_parse import record
 
 SHOWN_AS = "contacts/fuzz.yaml"
 PROBLEM_LINE = re.compile(r"^contacts/fuzz\.yaml:[1-9]\d*:[1-9]\d*: \S")

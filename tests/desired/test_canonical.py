@@ -142,7 +142,7 @@ def test_fmt_refuses_an_invalid_desired_state(
 
 
 def test_example_contacts_are_canonical() -> None:
-    for path in sorted((Path(__file__).parent.parent / "contacts").rglob("*.yaml")):
+    for path in sorted((Path(__file__).parents[2] / "contacts").rglob("*.yaml")):
         text = path.read_text(encoding="utf-8")
         assert format_text(text) == text, path.name
 

@@ -31,9 +31,9 @@ from reconciler.core.errors import ReconcilerError
 from reconciler.core.masking import KnownNames, mask_email, mask_phone, mask_text
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console, OutputFilter
+from tests.commands.test_apply import OWNER, declare, owned
+from tests.commands.test_apply import project as project  # the fixture, shared
 from tests.sandbox_handle import SandboxHandle
-from tests.test_apply import OWNER, declare, owned
-from tests.test_apply import project as project  # the fixture, shared
 
 SUMMARY = "step-summary.md"
 FAST = settings(

@@ -14,9 +14,9 @@ import pytest
 from reconciler.cli import main
 from reconciler.core.errors import LockHeldError
 from reconciler.files.lock import exclusive_lock
+from tests.commands.test_apply import declare
+from tests.commands.test_apply import project as project  # the fixture, shared
 from tests.sandbox_handle import SandboxHandle
-from tests.test_apply import declare
-from tests.test_apply import project as project  # the fixture, shared
 
 
 def test_a_second_holder_is_refused_after_waiting(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     try:
         assert holder.stdout is not None

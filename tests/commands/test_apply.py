@@ -259,7 +259,7 @@ def test_the_question_on_a_real_terminal(
             stdin=follower,
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
             timeout=60,
             check=False,
         )
