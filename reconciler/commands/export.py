@@ -34,9 +34,12 @@ from reconciler.core.masking import contact_names
 from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
 from reconciler.desired.canonical import contacts_text, writable
-from reconciler.desired.loader import contact_files, display_path
+from reconciler.desired.loader import (
+    contact_files,
+)
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
 from reconciler.files.atomic import write_atomically
+from reconciler.files.paths import display_path
 from reconciler.report.console import OutputFilter
 
 SINGLE_FILE = "contacts.yaml"

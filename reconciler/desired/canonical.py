@@ -37,12 +37,12 @@ from reconciler.core.model import CANONICAL_KEY_ORDER
 from reconciler.desired.loader import (
     ParsedFile,
     contact_files,
-    display_path,
     load_desired_state,
     parse_file_fast,
 )
 from reconciler.desired.yaml_safety import STR_TAG, _CoreSchemaLoader
 from reconciler.files.atomic import write_atomically
+from reconciler.files.paths import display_path
 
 # What every YAML reader keeps exactly as written, in every scalar style: printable
 # characters other than the ones YAML reads as line breaks (NEL, LS, PS) or as a byte order

@@ -13,6 +13,7 @@ from typing import Any
 from reconciler.core.errors import ConfigError, InputNotFoundError, Problem
 from reconciler.desired.schemas import CONFIG_SCHEMA, schema_problems
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
+from reconciler.files.paths import display_path
 
 DEFAULT_CONFIG_FILE = "reconciler.yaml"
 DEFAULT_API_URL = "https://api.heymarket.com"
@@ -55,13 +56,6 @@ class Config:
     source: Path | None = None
 
 
-def _shown(path: Path, cwd: Path) -> str:
-    try:
-        return path.absolute().relative_to(cwd.absolute()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def load_config(path: Path | None, cwd: Path) -> Config:
     """The configuration from ``path``, else from ``reconciler.yaml`` in ``cwd`` if there is
     one, else the defaults. Raises ``ConfigError`` with every problem in the file."""
@@ -72,7 +66,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
         path = candidate
     elif not path.is_absolute():
         path = cwd / path
-    shown_as = _shown(path, cwd)
+    shown_as = display_path(path, cwd)
     if not path.is_file():
         raise InputNotFoundError(f'config file "{shown_as}" does not exist')
     data = read_capped(path, shown_as)

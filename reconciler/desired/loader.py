@@ -24,6 +24,7 @@ from reconciler.desired.parse_cache import ParseCache
 from reconciler.desired.schemas import CONTACTS_SCHEMA, schema_problems
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
 from reconciler.files.collector import collector_paused
+from reconciler.files.paths import display_path
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 # Parsing in worker processes pays off only past this much uncached YAML (workers cost
@@ -57,15 +58,6 @@ class ParsedFile(NamedTuple):
     contacts: list[DesiredContact]
     phones: list[PhoneDeclaration]
     problems: list[Problem]
-
-
-def display_path(path: Path, cwd: Path) -> str:
-    """``path`` relative to ``cwd`` when it is inside it, as given otherwise; always with
-    forward slashes, as it appears in messages and plans."""
-    try:
-        return path.absolute().relative_to(cwd.absolute()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 def parse_file(data: bytes, shown_as: str) -> ParsedFile:

@@ -20,6 +20,7 @@ from reconciler.core.proof import (
     parse_saved_plan,
     saved_plan_document,
 )
+from reconciler.core.timestamps import utc_seconds_text
 from reconciler.files.atomic import write_atomically
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
 
@@ -62,8 +63,7 @@ def write_saved_plan(
 ) -> SavedPlan:
     """Write the plan to ``path`` atomically, readable only by its owner (it holds contact
     data), and return what was saved."""
-    created_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
-    created_at = created_at.replace("+00:00", "Z")
+    created_at = utc_seconds_text(now or datetime.now(UTC))
     document = saved_plan_document(plan, provenance, created_at=created_at)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
