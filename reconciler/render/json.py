@@ -1,4 +1,4 @@
-"""The JSON plan of DESIGN.md, with a stable key and change order."""
+"""The JSON plan of the contract (ARCHITECTURE.md), with a stable key and change order."""
 
 from __future__ import annotations
 
