@@ -247,3 +247,37 @@ def parse_seed_contact(item: object) -> SeedContact:
 
 def _optional_seconds(value: object) -> int | None:
     return None if value is None else int(parse_timestamp(value))
+
+
+def json_object(payload: Any) -> Mapping[str, Any]:
+    """A request body that must be a JSON object."""
+    if not isinstance(payload, Mapping):
+        raise BadRequest("body must be a JSON object")
+    return payload
+
+
+def whole_number(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadRequest(f"{name} must be a whole number >= {minimum}")
+    return value
+
+
+def parse_writes(items: list[Any]) -> tuple[list[ContactWrite], list[FailedItem]]:
+    """Each bulk item as a write, or as a refusal for ``failed_contacts``; an item that is
+    not a JSON object makes the whole request a BadRequest."""
+    writes: list[ContactWrite] = []
+    refused: list[FailedItem] = []
+    for item in items:
+        try:
+            writes.append(parse_write(item))
+        except ItemError as refusal:
+            refused.append(FailedItem(item, refusal.code, refusal.message))
+    return writes, refused
+
+
+def seed_contact_list(payload: Any) -> list[Any]:
+    """The contacts of a seed: a list, or a mapping with a ``contacts`` list."""
+    items = payload.get("contacts") if isinstance(payload, Mapping) else payload
+    if not isinstance(items, list):
+        raise BadRequest('a seed is a list of contacts (or {"contacts": [...]})')
+    return items
