@@ -2,22 +2,35 @@
 
 One connection guarded by one lock: the HTTP server is threaded, and SQLite serialises
 writers anyway. Listing is an indexed range scan on (updated, id), so a page costs the same
-at contact 100 as at contact 100,000."""
+at contact 100 as at contact 100,000.
+
+The store runs the SQL; what a write makes of a contact is ``contact_changes``, and how a
+contact is laid out in a row is ``contact_rows``."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.files.untrusted_json import UnreadableJson, decode_json
+from reconciler.sandbox.contact_changes import changed_contact, custom_values_set, new_contact
+from reconciler.sandbox.contact_rows import (
+    COLUMNS,
+    INSERT_CONTACT,
+    SCHEMA,
+    UPDATE_CONTACT,
+    DamagedStoreError,
+    FieldDefinition,
+    chunks,
+    record_from_row,
+    row_from_record,
+    update_parameters,
+)
 from reconciler.sandbox.wire import (
     DUPLICATE_PHONE,
     INVALID_FIELD,
@@ -31,121 +44,13 @@ from reconciler.sandbox.wire import (
     SeedContact,
 )
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS contacts (
-    id INTEGER PRIMARY KEY,
-    uuid TEXT NOT NULL UNIQUE,
-    phone TEXT NOT NULL UNIQUE,
-    first TEXT,
-    last TEXT,
-    display_name TEXT,
-    email TEXT,
-    is_opted_out INTEGER NOT NULL,
-    custom TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    updated INTEGER NOT NULL,
-    rev INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS contacts_by_updated ON contacts (updated, id);
-CREATE TABLE IF NOT EXISTS fields (
-    id INTEGER PRIMARY KEY,
-    title TEXT NOT NULL UNIQUE
-);
-"""
-
-COLUMNS = (
-    "id, uuid, phone, first, last, display_name, email, is_opted_out, custom, tags, "
-    "created, updated, rev"
-)
-INSERT_CONTACT = f"INSERT INTO contacts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-UPDATE_CONTACT = (
-    "UPDATE contacts SET phone = ?, first = ?, last = ?, display_name = ?, email = ?, "
-    "is_opted_out = ?, custom = ?, tags = ?, updated = ?, rev = ? WHERE id = ?"
-)
-# SQLite's default limit on host parameters is 999 in old builds; stay well below it.
-PARAMETER_CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True)
-class FieldDefinition:
-    id: int
-    title: str
-    duplicate: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title}
+# A read of a damaged --db file raises DamagedStoreError: it is part of the store's surface.
+__all__ = ["ContactStore", "DamagedStoreError", "FieldDefinition"]
 
 
 def now_seconds() -> int:
     """The server clock: ``updated`` has one-second resolution."""
     return int(time.time())
-
-
-class DamagedStoreError(Exception):
-    """A row of a ``--db`` file that the sandbox did not write (edited or damaged)."""
-
-
-def _json_column(row: Sequence[Any], index: int, name: str, kind: type) -> Any:
-    value: Any
-    try:
-        value = decode_json(row[index])
-    except (UnreadableJson, TypeError):
-        value = None
-    if not isinstance(value, kind) or (
-        isinstance(value, list) and not all(isinstance(item, str) for item in value)
-    ):
-        raise DamagedStoreError(
-            f"the sandbox database holds a damaged `{name}` for contact {row[0]}; "
-            "start the sandbox with a new --db file"
-        )
-    return value
-
-
-def _record(row: Sequence[Any]) -> ContactRecord:
-    return ContactRecord(
-        id=row[0],
-        uuid=row[1],
-        phone=row[2],
-        first=row[3],
-        last=row[4],
-        display_name=row[5],
-        email=row[6],
-        is_opted_out=bool(row[7]),
-        custom=_json_column(row, 8, "custom", dict),
-        tags=tuple(_json_column(row, 9, "tags", list)),
-        created=row[10],
-        updated=row[11],
-        rev=row[12],
-    )
-
-
-def _row(record: ContactRecord) -> tuple[Any, ...]:
-    return (
-        record.id,
-        record.uuid,
-        record.phone,
-        record.first,
-        record.last,
-        record.display_name,
-        record.email,
-        int(record.is_opted_out),
-        json.dumps(dict(record.custom), separators=(",", ":")),
-        json.dumps(list(record.tags)),
-        record.created,
-        record.updated,
-        record.rev,
-    )
-
-
-def _default_display_name(first: object, last: object) -> str | None:
-    parts = [part for part in (first, last) if isinstance(part, str) and part]
-    return " ".join(parts) or None
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), PARAMETER_CHUNK):
-        yield values[start : start + PARAMETER_CHUNK]
 
 
 class ContactStore:
@@ -190,12 +95,12 @@ class ContactStore:
         parameters += [limit, page * limit]
         with self._lock:
             rows = self._connection.execute(query, parameters).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def all_contacts(self) -> list[ContactRecord]:
         with self._lock:
             rows = self._connection.execute(f"SELECT {COLUMNS} FROM contacts ORDER BY id")
-            return [_record(row) for row in rows.fetchall()]
+            return [record_from_row(row) for row in rows.fetchall()]
 
     def find_by(self, column: str, values: Sequence[str]) -> list[ContactRecord]:
         """Contacts whose ``phone`` or ``uuid`` is one of ``values``, in id order."""
@@ -203,12 +108,12 @@ class ContactStore:
             raise ValueError(column)
         found: list[ContactRecord] = []
         with self._lock:
-            for chunk in _chunks(list(dict.fromkeys(values))):
+            for chunk in chunks(list(dict.fromkeys(values))):
                 marks = ", ".join("?" * len(chunk))
                 rows = self._connection.execute(
                     f"SELECT {COLUMNS} FROM contacts WHERE {column} IN ({marks})", list(chunk)
                 )
-                found += [_record(row) for row in rows.fetchall()]
+                found += [record_from_row(row) for row in rows.fetchall()]
         return sorted(found, key=lambda record: record.id)
 
     def count(self) -> int:
@@ -290,7 +195,7 @@ class ContactStore:
         """Permanently delete; unknown ids are ignored (the API gives no per-item result)."""
         deleted = 0
         with self._transaction() as connection:
-            for chunk in _chunks(list(uuids)):
+            for chunk in chunks(list(uuids)):
                 marks = ", ".join("?" * len(chunk))
                 cursor = connection.execute(
                     f"DELETE FROM contacts WHERE uuid IN ({marks})", list(chunk)
@@ -320,25 +225,17 @@ class ContactStore:
                 if write.phone in seen_phones:
                     raise BadRequest(f"seed contact {offset}: phone {write.phone} appears twice")
                 seen_phones.add(write.phone)
-                first, last = _text(write.fields.get("first")), _text(write.fields.get("last"))
                 updated = now if contact.updated is None else contact.updated
                 records.append(
-                    ContactRecord(
-                        id=last_id + offset,
-                        uuid=str(uuid.uuid4()),
+                    new_contact(
+                        write,
                         phone=write.phone,
-                        first=first,
-                        last=last,
-                        display_name=_text(write.fields.get("display_name"))
-                        or _default_display_name(first, last),
-                        email=_text(write.fields.get("email")),
-                        is_opted_out=write.fields.get("is_opted_out") is True,
                         custom={
                             field_id_of[key]: value
                             for key, value in write.custom.items()
                             if value is not None
                         },
-                        tags=write.tags or (),
+                        contact_id=last_id + offset,
                         created=updated if contact.created is None else contact.created,
                         updated=updated,
                         rev=contact.rev,
@@ -347,7 +244,7 @@ class ContactStore:
             taken = self._phones_taken(connection, sorted(seen_phones))
             if taken:
                 raise BadRequest(f"seed phone {taken[0]} already exists in the account")
-            connection.executemany(INSERT_CONTACT, [_row(record) for record in records])
+            connection.executemany(INSERT_CONTACT, [row_from_record(record) for record in records])
         return records
 
     # -- helpers -----------------------------------------------------------------------
@@ -361,12 +258,12 @@ class ContactStore:
         row = connection.execute(
             f"SELECT {COLUMNS} FROM contacts WHERE {column} = ?", (value,)
         ).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else record_from_row(row)
 
     @staticmethod
     def _phones_taken(connection: sqlite3.Connection, phones: Sequence[str]) -> list[str]:
         taken: list[str] = []
-        for chunk in _chunks(phones):
+        for chunk in chunks(phones):
             marks = ", ".join("?" * len(chunk))
             rows = connection.execute(
                 f"SELECT phone FROM contacts WHERE phone IN ({marks})", list(chunk)
@@ -395,25 +292,17 @@ class ContactStore:
         if self._one(connection, "phone", write.phone) is not None:
             raise ItemError(DUPLICATE_PHONE, f"a contact with phone {write.phone} exists")
         self._check_custom_keys(write, field_ids)
-        first, last = _text(write.fields.get("first")), _text(write.fields.get("last"))
-        display_name = _text(write.fields.get("display_name"))
-        record = ContactRecord(
-            id=0,
-            uuid=str(uuid.uuid4()),
+        record = new_contact(
+            write,
             phone=write.phone,
-            first=first,
-            last=last,
-            display_name=display_name or _default_display_name(first, last),
-            email=_text(write.fields.get("email")),
-            is_opted_out=write.fields.get("is_opted_out") is True,
-            custom={key: value for key, value in write.custom.items() if value is not None},
-            tags=write.tags or (),
+            custom=custom_values_set(write),
+            contact_id=0,
             created=now,
             updated=now,
             rev=1,
         )
         # id None: SQLite assigns the next one
-        cursor = connection.execute(INSERT_CONTACT, (None, *_row(record)[1:]))
+        cursor = connection.execute(INSERT_CONTACT, (None, *row_from_record(record)[1:]))
         assert cursor.lastrowid is not None
         return replace(record, id=cursor.lastrowid)
 
@@ -431,36 +320,6 @@ class ContactStore:
                 raise ItemError(DUPLICATE_PHONE, f"a contact with phone {write.phone} exists")
             phone = write.phone
         self._check_custom_keys(write, field_ids)
-        custom = dict(existing.custom)
-        for key, value in write.custom.items():
-            if value is None:
-                custom.pop(key, None)
-            else:
-                custom[key] = value
-
-        def carried(name: str, current: str | None) -> str | None:
-            return _text(write.fields[name]) if name in write.fields else current
-
-        opted_out = write.fields.get("is_opted_out", existing.is_opted_out) is True
-        updated = ContactRecord(
-            id=existing.id,
-            uuid=existing.uuid,
-            phone=phone,
-            first=carried("first", existing.first),
-            last=carried("last", existing.last),
-            display_name=carried("display_name", existing.display_name),
-            email=carried("email", existing.email),
-            is_opted_out=opted_out,
-            custom=custom,
-            tags=existing.tags if write.tags is None else write.tags,
-            created=existing.created,
-            updated=now,
-            rev=existing.rev + 1,
-        )
-        row = _row(updated)
-        connection.execute(UPDATE_CONTACT, (*row[2:10], updated.updated, updated.rev, updated.id))
+        updated = changed_contact(existing, write, phone=phone, now=now)
+        connection.execute(UPDATE_CONTACT, update_parameters(updated))
         return updated
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -1,6 +1,5 @@
-"""The sandbox's parsing edge: JSON request items become typed writes, stored records become
-JSON. Values are normalised the way a real server plausibly stores them (trimmed text,
-lower-case email, custom values as text)."""
+"""The sandbox's parsing edge: JSON request bodies become typed writes, stored records become
+JSON. Values are stored by the account's own rules (``stored_values``) as they are read."""
 
 from __future__ import annotations
 
@@ -10,7 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.core.normalize import custom_value_text, normalize_email, normalize_text
+from reconciler.sandbox.stored_values import (
+    stored_custom_value,
+    stored_email,
+    stored_tags,
+    stored_text,
+)
 
 PHONE_PATTERN = re.compile(r"[0-9]{7,15}")
 TEXT_FIELDS: tuple[str, ...] = ("first", "last", "display_name", "email")
@@ -165,7 +169,7 @@ def parse_write(item: object) -> ContactWrite:
             raw = item[name]
             if raw is not None and not isinstance(raw, str):
                 raise ItemError(INVALID_FIELD, f"{name} must be text or null")
-            values[name] = normalize_email(raw) if name == "email" else normalize_text(raw)
+            values[name] = stored_email(raw) if name == "email" else stored_text(raw)
     if "is_opted_out" in item:
         opted_out = item["is_opted_out"]
         if opted_out is not None and not isinstance(opted_out, bool):
@@ -190,7 +194,7 @@ def _parse_custom(raw: object) -> dict[str, str | None]:
     for key, value in raw.items():
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ItemError(INVALID_FIELD, f"custom field {key} must hold a scalar value")
-        custom[str(key)] = custom_value_text(value)
+        custom[str(key)] = stored_custom_value(value)
     return custom
 
 
@@ -201,7 +205,7 @@ def _parse_tags(raw: object) -> tuple[str, ...]:
         raise ItemError(INVALID_FIELD, "tags must be a list of text")
     if len(raw) > MAX_TAGS:
         raise ItemError(INVALID_FIELD, f"a contact has at most {MAX_TAGS} tags")
-    return tuple(tag.strip() for tag in raw if tag.strip())
+    return stored_tags(raw)
 
 
 def channel_ids(body: object, channel_type: str) -> list[str] | None:
@@ -243,3 +247,37 @@ def parse_seed_contact(item: object) -> SeedContact:
 
 def _optional_seconds(value: object) -> int | None:
     return None if value is None else int(parse_timestamp(value))
+
+
+def json_object(payload: Any) -> Mapping[str, Any]:
+    """A request body that must be a JSON object."""
+    if not isinstance(payload, Mapping):
+        raise BadRequest("body must be a JSON object")
+    return payload
+
+
+def whole_number(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadRequest(f"{name} must be a whole number >= {minimum}")
+    return value
+
+
+def parse_writes(items: list[Any]) -> tuple[list[ContactWrite], list[FailedItem]]:
+    """Each bulk item as a write, or as a refusal for ``failed_contacts``; an item that is
+    not a JSON object makes the whole request a BadRequest."""
+    writes: list[ContactWrite] = []
+    refused: list[FailedItem] = []
+    for item in items:
+        try:
+            writes.append(parse_write(item))
+        except ItemError as refusal:
+            refused.append(FailedItem(item, refusal.code, refusal.message))
+    return writes, refused
+
+
+def seed_contact_list(payload: Any) -> list[Any]:
+    """The contacts of a seed: a list, or a mapping with a ``contacts`` list."""
+    items = payload.get("contacts") if isinstance(payload, Mapping) else payload
+    if not isinstance(items, list):
+        raise BadRequest('a seed is a list of contacts (or {"contacts": [...]})')
+    return items
