@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from reconciler.cli import main
 from reconciler.core.errors import BackupError, SandboxError, SavedPlanError
 from reconciler.core.model import CustomField, SourceLocation
-from reconciler.core.plan import Create, Delete, FieldChange, Marker, Plan, Update
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import Create, Delete, FieldChange, Plan, Update
 from reconciler.desired.fast_parse import ContactRow
 from reconciler.desired.parse_cache import ENTRY_FORMAT, ParseCache
 from reconciler.execute.backup import backup_line, read_backup

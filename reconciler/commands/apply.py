@@ -52,8 +52,9 @@ from reconciler.core.errors import (
 from reconciler.core.masking import contact_names, mask_phone
 from reconciler.core.model import CustomField, DesiredContact, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
+from reconciler.core.ownership import Marker
 from reconciler.core.phones import canonical_phone
-from reconciler.core.plan import Create, Delete, Marker, Plan, Update, check_prune_caps
+from reconciler.core.plan import Create, Delete, Plan, Update, check_prune_caps
 from reconciler.core.redaction import credential_values_in
 from reconciler.execute.backup import write_backup
 from reconciler.execute.journal import JOURNAL_FILE, Journal, JournalEntry, Result

@@ -22,7 +22,8 @@ from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, BackupError
 from reconciler.core.masking import contact_names, mask_phone
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
-from reconciler.core.plan import Create, Marker
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import Create
 from reconciler.core.redaction import credential_values_in
 from reconciler.execute.backup import BackupRecord, read_backup
 from reconciler.execute.journal import JOURNAL_FILE, Journal

@@ -27,7 +27,8 @@ from reconciler import __version__
 from reconciler.core.errors import SavedPlanError
 from reconciler.core.masking import mask_phone
 from reconciler.core.model import DesiredContact
-from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Change, Marker, Plan
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Change, Plan
 from reconciler.files.atomic import write_atomically
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
 
