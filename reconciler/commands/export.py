@@ -33,6 +33,7 @@ from reconciler.core.errors import ExportError
 from reconciler.core.masking import contact_names
 from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
+from reconciler.core.ownership import FieldIndex, Marker, Ownership
 from reconciler.desired.canonical import contacts_text, writable
 from reconciler.desired.loader import (
     contact_files,
@@ -98,19 +99,11 @@ def _contact_validator() -> Draft202012Validator:
 class _Exporter:
     def __init__(self, fields: Sequence[CustomField], settings: ExportSettings) -> None:
         self.settings = settings
-        self.titles: dict[str, str] = {}
-        for custom_field in fields:
-            self.titles.setdefault(custom_field.id, custom_field.title)
-        marker_ids = [f.id for f in fields if f.title == settings.marker_field]
-        self.marker_id = marker_ids[0] if marker_ids else None
-        self.owner_text = normalize_text(settings.owner)
+        index = FieldIndex.of(fields)
+        self.titles = index.titles
+        self.ownership = Ownership.of(index, Marker(settings.marker_field, settings.owner))
         self.validator = _contact_validator()
         self.warnings: list[str] = []
-
-    def marker_of(self, live: LiveContact) -> str | None:
-        if self.marker_id is None:
-            return None
-        return custom_value_text(live.custom.get(self.marker_id))
 
     def declaration(self, live: LiveContact) -> dict[str, Any] | None:
         """The contact as a file declares it, or None (with a warning) when it cannot be."""
@@ -126,7 +119,7 @@ class _Exporter:
                 declared[name] = text
         custom: dict[str, str] = {}
         for field_id, custom_value in sorted(live.custom.items()):
-            if field_id == self.marker_id:
+            if field_id == self.ownership.marker_id:
                 continue
             text = custom_value_text(custom_value)
             if text is None:
@@ -207,8 +200,8 @@ def build_export(
                 f"{kept.id}, not {others}. Merge or delete the duplicates in Heymarket: "
                 "plan and apply leave this phone untouched until then."
             )
-        marker = exporter.marker_of(kept)
-        if settings.owned_only and (marker is None or marker != exporter.owner_text):
+        marker = exporter.ownership.marker_of(kept)
+        if settings.owned_only and not exporter.ownership.owns(kept):
             continue
         declared = exporter.declaration(kept)
         if declared is None:

@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.commands.apply import ConnectClient, Executor, connect_configured
 from reconciler.commands.context import resolve_settings
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, BackupError
 from reconciler.core.masking import contact_names, mask_phone
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
-from reconciler.core.plan import Create, Marker
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import Create
 from reconciler.core.redaction import credential_values_in
+from reconciler.execute import Executor
 from reconciler.execute.backup import BackupRecord, read_backup
+from reconciler.execute.connection import ConnectClient, connect_configured
 from reconciler.execute.journal import JOURNAL_FILE, Journal
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
 from reconciler.files.saved_plans import (

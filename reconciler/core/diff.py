@@ -28,13 +28,13 @@ from reconciler.core.model import (
     StandardValue,
 )
 from reconciler.core.normalize import custom_value_text, normalize_email, normalize_text
+from reconciler.core.ownership import FieldIndex, Marker, Ownership
 from reconciler.core.phones import is_canonical_phone, is_protected
 from reconciler.core.plan import (
     Change,
     Create,
     Delete,
     FieldChange,
-    Marker,
     Notice,
     Plan,
     TagsChange,
@@ -93,31 +93,14 @@ class _Differ:
 
     def __init__(self, fields: Sequence[CustomField], settings: DiffSettings) -> None:
         self.settings = settings
-        self.field_ids: dict[str, str] = {}
-        self.field_titles: dict[str, str] = {}
-        for custom_field in fields:
-            # The first definition wins; the API does not let two fields share a title.
-            self.field_ids.setdefault(custom_field.title, custom_field.id)
-            self.field_titles.setdefault(custom_field.id, custom_field.title)
-        self.marker_id = self.field_ids.get(settings.marker_field)
-        self.owner_text = normalize_text(settings.owner)
+        index = FieldIndex.of(fields)
+        self.field_ids = index.ids
+        self.field_titles = index.titles
+        self.ownership = Ownership.of(index, settings.marker)
         self.changes: list[Change] = []
         self.warnings: list[Notice] = []
         self.errors: list[Notice] = []
         self.unchanged = 0
-
-    def marker_of(self, live: LiveContact) -> str | None:
-        if self.marker_id is None:
-            return None
-        value = live.custom.get(self.marker_id)
-        # Most owned contacts carry the owner exactly as written: no normalising needed.
-        if value is not None and value == self.owner_text:
-            return self.owner_text
-        return custom_value_text(value)
-
-    def is_owned(self, live: LiveContact) -> bool:
-        marker = self.marker_of(live)
-        return marker is not None and marker == self.owner_text
 
     def declared_custom(self, desired: DesiredContact) -> dict[str, str | None]:
         """Declared custom values as text, minus the marker (apply always writes that)."""
@@ -154,8 +137,8 @@ class _Differ:
         self.changes.append(Create(desired.phone, desired.source, fields, custom, tags))
 
     def update(self, desired: DesiredContact, live: LiveContact) -> None:
-        marker = self.marker_of(live)
-        if marker is not None and marker != self.owner_text:
+        marker = self.ownership.marker_of(live)
+        if marker is not None and marker != self.ownership.owner_text:
             self.errors.append(
                 Notice(
                     f"is owned by {marker!r} (custom field {self.settings.marker_field!r}), "
@@ -307,7 +290,7 @@ def diff(
     unreadable_owned: list[str] = []
     for phone, live_contact in live_by_phone.items():
         copies = live_twice.get(phone, [live_contact])
-        owned = [copy for copy in copies if differ.is_owned(copy)]
+        owned = [copy for copy in copies if differ.ownership.owns(copy)]
         owned_live_count += len(owned)
         if not owned or phone in desired_by_phone:
             continue

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from reconciler.core.errors import PruneCapExceededError
 from reconciler.core.model import LiveContact, SourceLocation
+from reconciler.core.ownership import Marker
 
 FORMAT_VERSION = 1
 
@@ -24,13 +25,6 @@ FORMAT_VERSION = 1
 FieldValue = str | bool | None
 
 ACTION_ORDER: Mapping[str, int] = {"create": 0, "update": 1, "delete": 2}
-
-
-class Marker(NamedTuple):
-    """The ownership marker: the custom field (by title) and the value this repo writes."""
-
-    field_title: str
-    owner: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from reconciler.core.errors import BackupError, BadResponseError
 from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text
-from reconciler.core.plan import Marker
+from reconciler.core.ownership import FieldIndex, Marker
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
 from reconciler.heymarket.parse import parse_live_contact
 
@@ -78,7 +78,7 @@ def write_backup(
 ) -> Path:
     """Write the backup and make it durable; return its path. Never overwrites an earlier
     backup. Raises ``BackupError`` when any step fails: the caller must then delete nothing."""
-    titles = {custom_field.id: custom_field.title for custom_field in fields}
+    titles = FieldIndex.of(fields).titles
     text = "".join(backup_line(contact, titles, marker) + "\n" for contact in contacts)
     name = backup_file_name(started_at)
     path = backup_dir / name

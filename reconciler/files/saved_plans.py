@@ -12,7 +12,8 @@ from pathlib import Path
 
 from reconciler.core.errors import SavedPlanError
 from reconciler.core.model import DesiredContact
-from reconciler.core.plan import Marker, Plan
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import Plan
 from reconciler.core.proof import (
     Provenance,
     SavedPlan,

@@ -1,5 +1,5 @@
-"""The Heymarket API client: credentials, HTTP with retries and rate limiting, and parsing of
-the answers into model values.
+"""The Heymarket API client: credentials, HTTP with retries and rate limiting, the items sent
+(``encode``) and the answers read into model values (``parse``).
 
     from reconciler.heymarket import HeymarketClient, credentials_from_env
 
@@ -14,15 +14,17 @@ from reconciler.heymarket.auth import (
     credentials_from_env,
 )
 from reconciler.heymarket.client import DeleteResult, HeymarketClient, UpsertResult
-from reconciler.heymarket.parse import FailedItem
+from reconciler.heymarket.parse import Refusal, StoredContact, UnknownOutcome
 
 __all__ = [
     "ApiKeyCredentials",
     "Credentials",
     "DeleteResult",
-    "FailedItem",
     "HeymarketClient",
     "JwtCredentials",
+    "Refusal",
+    "StoredContact",
+    "UnknownOutcome",
     "UpsertResult",
     "credentials_from_env",
 ]

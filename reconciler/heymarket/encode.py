@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.core.plan import Create, Marker, Update
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import Create, Update
 
 
 def _field_id(title: str, field_ids: Mapping[str, str]) -> str:

@@ -26,6 +26,48 @@ class FailedItem:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredContact:
+    """A contact a bulk write answer says it stored: the canonical phone and the uuid it
+    names, each ``None`` when the answer gives none that can be read."""
+
+    phone: str | None
+    uuid: str | None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> StoredContact:
+        return cls(phone_of(record), item_uuid(record))
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An item a bulk write refused: the phone and uuid the answer names (``None`` when it
+    names none), with the server's code and message."""
+
+    phone: str | None
+    uuid: str | None
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, failed: FailedItem) -> Refusal:
+        return cls(phone_of(failed.item), item_uuid(failed.item), failed.code, failed.message)
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOutcome:
+    """An item of a write whose outcome is unknown (it may or may not have been applied):
+    the item as it was sent, and the phone and uuid it names."""
+
+    item: Mapping[str, Any]
+    phone: str | None
+    uuid: str | None
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> UnknownOutcome:
+        return cls(item, phone_of(item), item_uuid(item))
+
+
 def parse_timestamp(value: object, what: str = "updated") -> datetime:
     """An ISO 8601 / RFC 3339 timestamp as an aware UTC datetime."""
     if not isinstance(value, str) or not value.strip():
@@ -136,6 +178,12 @@ def phone_of(record: Mapping[str, Any]) -> str | None:
     """The canonical phone of a contact record or a bulk-write item, or ``None`` when it has
     none that is a phone (see ``phones.answered_phone``)."""
     return answered_phone(_raw_phone(record))
+
+
+def item_uuid(item: Mapping[str, Any]) -> str | None:
+    """The uuid a contact record or a bulk-write item names (``uuid``, else ``contact_id``)."""
+    value = item.get("uuid", item.get("contact_id"))
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 def _phone(record: Mapping[str, Any]) -> str:
@@ -263,6 +311,12 @@ def parse_bulk_write(body: object) -> tuple[list[Mapping[str, Any]], list[Failed
             )
         )
     return succeeded, failed
+
+
+def parse_upsert_answer(body: object) -> tuple[list[StoredContact], list[Refusal]]:
+    """``POST /v2/contacts`` as typed entries: what was stored and what was refused."""
+    succeeded, failed = parse_bulk_write(body)
+    return [StoredContact.of(record) for record in succeeded], [Refusal.of(f) for f in failed]
 
 
 def parse_delete_answer(body: object) -> None:

@@ -17,7 +17,8 @@ from reconciler.commands.restore import _declared
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.masking import mask_plan
 from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
-from reconciler.core.plan import Create, Marker, Plan, TagsChange, Update
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import Create, Plan, TagsChange, Update
 from reconciler.core.proof import (
     Provenance,
     desired_state_digest,

@@ -22,7 +22,7 @@ from reconciler.cli import cli, main
 from reconciler.commands.context import InsecureUrlError, check_api_url
 from reconciler.core.errors import TransportError
 from reconciler.core.model import LiveContact
-from reconciler.core.plan import Marker
+from reconciler.core.ownership import Marker
 from reconciler.execute.backup import write_backup
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.auth import ApiKeyCredentials

@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.core.errors import BackupError
 from reconciler.core.model import CustomField, LiveContact
-from reconciler.core.plan import Marker
+from reconciler.core.ownership import Marker
 from reconciler.execute.backup import read_backup, write_backup
 
 MARKER = Marker("Managed by", "team-a")

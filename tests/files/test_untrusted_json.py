@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from reconciler.cli import main
 from reconciler.core.errors import BackupError, SandboxError, SavedPlanError
 from reconciler.core.model import CustomField, SourceLocation
-from reconciler.core.plan import Create, Delete, FieldChange, Marker, Plan, Update
+from reconciler.core.ownership import Marker
+from reconciler.core.plan import Create, Delete, FieldChange, Plan, Update
 from reconciler.core.proof import (
     Provenance,
     saved_plan_document,

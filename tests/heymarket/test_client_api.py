@@ -16,6 +16,10 @@ def create(phone: str, **fields: Any) -> dict[str, Any]:
     return {"contact_channels": [{"channel_type": "phone", "channel_id": phone}], **fields}
 
 
+def live_uuid(sandbox: SandboxHandle, phone: str) -> str:
+    return str(next(record["uuid"] for record in sandbox.contacts() if record["phone"] == phone))
+
+
 def test_bulk_upsert_creates_updates_and_reports_each_refusal_with_its_reason(
     sandbox: SandboxHandle,
 ) -> None:
@@ -29,10 +33,14 @@ def test_bulk_upsert_creates_updates_and_reports_each_refusal_with_its_reason(
     with client_for(sandbox) as client:
         result = client.bulk_upsert(items)
 
-    assert sorted(item["first"] for item in result.succeeded) == ["Ann", "New"]
-    assert sorted((failed.code, failed.item["first"]) for failed in result.failed) == [
-        ("duplicate_phone", "Duplicate"),
-        ("invalid_phone", "Too short"),
+    # Each answer entry comes out typed: the canonical phone and uuid it names (an invalid
+    # phone names none), so no caller reads a raw answer.
+    assert sorted((stored.phone, stored.uuid) for stored in result.succeeded) == sorted(
+        [("15105550001", existing["uuid"]), ("15105550002", live_uuid(sandbox, "15105550002"))]
+    )
+    assert sorted((failed.code, failed.phone) for failed in result.failed) == [
+        ("duplicate_phone", "15105550001"),
+        ("invalid_phone", None),
     ]
     assert all(failed.message for failed in result.failed)
     assert result.ambiguous == []

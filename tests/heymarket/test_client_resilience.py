@@ -21,7 +21,12 @@ from reconciler.core.errors import (
     ServerError,
     TransportError,
 )
-from reconciler.heymarket import ApiKeyCredentials, HeymarketClient, JwtCredentials
+from reconciler.heymarket import (
+    ApiKeyCredentials,
+    HeymarketClient,
+    JwtCredentials,
+    StoredContact,
+)
 from reconciler.heymarket.ratelimit import SlidingWindowLimiter
 from tests.sandbox_handle import SandboxHandle
 
@@ -227,7 +232,7 @@ def test_a_write_answered_with_500_after_it_committed_is_ambiguous_and_not_resen
     with client_for(sandbox, FakeClock()) as client:
         result = client.bulk_upsert(items)
 
-    assert list(result.ambiguous) == items[:100]
+    assert [unknown.item for unknown in result.ambiguous] == items[:100]
     assert len(result.succeeded) == 50
     assert route_count(sandbox, "POST /v2/contacts") == 2
     # It did commit: a blind re-send would have created 100 duplicates (or failures).
@@ -323,7 +328,8 @@ def test_a_write_is_retried_when_the_connection_was_refused_then_succeeds() -> N
     )
     with client:
         result = client.bulk_upsert(creates(1))
-    assert result.succeeded == [{"id": 1}] and not result.ambiguous
+    # The answer names neither a phone nor a uuid: stored, as it says, under nothing known.
+    assert result.succeeded == [StoredContact(phone=None, uuid=None)] and not result.ambiguous
     assert len(sent) == 1
 
 

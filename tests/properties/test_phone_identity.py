@@ -21,12 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
-from reconciler.commands.apply import ApplyRequest, Executor, run_apply
+from reconciler.commands.apply import ApplyRequest, run_apply
 from reconciler.commands.context import Settings
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
 from reconciler.desired.loader import parse_file
 from reconciler.desired.schemas import load_schema
+from reconciler.execute import Executor
 from reconciler.execute.journal import Journal
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console, GracefulInterrupt
