@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from reconciler.core.diff import DiffSettings, diff
-from reconciler.core.errors import DesiredStateError, ReconcilerError
+from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.plan import Plan
@@ -28,7 +28,7 @@ from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import Refresh, read_live_state
 from reconciler.render import RenderOptions
 from reconciler.report.console import wants_color
-from reconciler.report.github import NOTHING_PLANNED, problem_report
+from reconciler.report.github import NOTHING_PLANNED, problem_lines, problem_report
 
 if TYPE_CHECKING:
     from reconciler.commands.environment import Environment
@@ -244,6 +244,16 @@ def load_inputs(
         return None
     env.console.screen.add_names(contact_names(desired.contacts))
     return Inputs(settings=settings, desired=desired)
+
+
+def report_problem_lines(
+    env: Environment, problems: Sequence[Problem], *, github: bool, consequence: str
+) -> None:
+    """validate's and fmt's report: each problem on stdout as ``FILE:LINE:COL: message``
+    (and as a GitHub annotation with ``github``), then what it meant on stderr."""
+    for line in problem_lines(problems, github=github):
+        env.console.out(line + "\n")
+    env.console.err(consequence + "\n")
 
 
 def render_options(env: Environment, *, mask: bool, no_color: bool) -> RenderOptions:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.commands.context import report_problem_lines
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError
 from reconciler.desired.canonical import format_directory
 from reconciler.desired.config import load_config
-from reconciler.report.github import problem_lines
+
+NOTHING_FORMATTED = "Nothing was formatted: fix the problems above first."
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +33,7 @@ def run(request: FmtRequest, env: Environment) -> int:
     except DesiredStateError as error:
         if not error.problems:
             raise
-        for line in problem_lines(error.problems, github=False):
-            console.out(line + "\n")
-        console.err("Nothing was formatted: fix the problems above first.\n")
+        report_problem_lines(env, error.problems, github=False, consequence=NOTHING_FORMATTED)
         return EXIT_ERROR
     for path in result.changed:
         console.out(f"would reformat {path}\n" if check else f"reformatted {path}\n")

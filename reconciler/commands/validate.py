@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.commands.context import report_problem_lines
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError
 from reconciler.desired.config import load_config
 from reconciler.desired.loader import load_desired_state
-from reconciler.report.github import problem_count, problem_lines, wants_github_annotations
+from reconciler.report.github import problem_count, wants_github_annotations
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +35,8 @@ def run(request: ValidateRequest, env: Environment) -> int:
     except DesiredStateError as error:
         if not error.problems:
             raise
-        for line in problem_lines(error.problems, github=github):
-            console.out(line + "\n")
-        console.err(f"{problem_count(error.problems)}.\n")
+        consequence = f"{problem_count(error.problems)}."
+        report_problem_lines(env, error.problems, github=github, consequence=consequence)
         return EXIT_ERROR
     files = len(state.files)
     console.out(
