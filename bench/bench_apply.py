@@ -22,7 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
+from reconciler.commands.environment import Environment
 from reconciler.report.console import Console
 from reconciler.sandbox.launch import running_sandbox
 
@@ -57,7 +59,8 @@ def main() -> int:
             quiet = Console(out=lambda _: None, err=lambda _: None, ask=lambda _: "")
             started = time.perf_counter()
             code = run_apply(
-                ApplyRequest(auto_approve=True), environ=environ, cwd=root, console=quiet
+                ApplyRequest(auto_approve=True),
+                Environment(environ=environ, cwd=root, console=quiet),
             )
             elapsed = time.perf_counter() - started
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"}) as control:

@@ -1,5 +1,6 @@
-"""Command-line interface: argument handling and output only; the work lives in the modules
-each command calls."""
+"""Command-line interface: click parses the arguments, each command is dispatched to its
+module in ``reconciler/commands/`` as ``run(request, env) -> int``, and ``main`` maps every
+outcome to an exit code (expected errors as one line)."""
 
 from __future__ import annotations
 
@@ -7,80 +8,49 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import click
 
 from reconciler import __version__
+from reconciler.cli_options import (
+    api_url_option,
+    color_option,
+    config_option,
+    contacts_option,
+    insecure_option,
+    lock_timeout_option,
+    mask_pii_option,
+    refresh_option,
+    sandbox_options,
+)
 from reconciler.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, DesiredStateError, ReconcilerError
 from reconciler.report.console import OutputFilter
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from reconciler.commands.environment import Environment
+
+Request = TypeVar("Request")
 
 
-def config_option(function: F) -> F:
-    return click.option(
-        "--config",
-        "config_file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="Configuration file (default: reconciler.yaml in the working directory, if any).",
-    )(function)
+@dataclass
+class Invocation:
+    """What ``main`` shares with the command it runs (click's context object): the output
+    filter its error handler prints through, and ``--debug``."""
+
+    screen: OutputFilter = field(default_factory=lambda: OutputFilter.for_environment(os.environ))
+    debug: bool = False
 
 
-def contacts_option(function: F) -> F:
-    return click.option(
-        "--contacts",
-        "contacts_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        metavar="DIR",
-        help="Desired-state directory (default: the config's `contacts`, else contacts/).",
-    )(function)
+def dispatch(command: Callable[[Request, Environment], int], request: Request) -> int:
+    """Run ``command`` in this process's environment, printing through the invocation's
+    filter (so an error it raises is printed as masked as its output)."""
+    from reconciler.commands.environment import Environment
 
-
-def api_url_option(function: F) -> F:
-    return click.option(
-        "--api-url",
-        default=None,
-        metavar="URL",
-        help="Heymarket API base URL (default: HEYMARKET_API_URL, then the config's api.url).",
-    )(function)
-
-
-def color_option(function: F) -> F:
-    return click.option(
-        "--no-color",
-        is_flag=True,
-        default=False,
-        help="Plain output without colour (also: the NO_COLOR environment variable).",
-    )(function)
-
-
-def insecure_option(function: F) -> F:
-    return click.option(
-        "--insecure",
-        is_flag=True,
-        help="Allow plain http to an API host that is not this machine.",
-    )(function)
-
-
-def mask_pii_option(function: F) -> F:
-    return click.option(
-        "--mask-pii", is_flag=True, help="Mask phones, emails and names in the output."
-    )(function)
-
-
-def refresh_option(function: F) -> F:
-    return click.option(
-        "--refresh",
-        type=click.Choice(["auto", "full"]),
-        default="auto",
-        show_default=True,
-        help="auto: read only what changed since the last run when that is provably enough; "
-        "full: list the whole account.",
-    )(function)
+    invocation = click.get_current_context().ensure_object(Invocation)
+    return command(request, Environment.standard(invocation.screen))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,62 +59,11 @@ def refresh_option(function: F) -> F:
 @click.pass_context
 def cli(context: click.Context, debug: bool) -> None:
     """GitOps for the contacts of a Heymarket account."""
-    context.ensure_object(dict)
-    context.obj["debug"] = debug
-    context.obj.setdefault("screen", OutputFilter.for_environment(os.environ))
-
-
-def output_filter() -> OutputFilter:
-    """The filter every text of this run passes (the one ``main`` prints errors through)."""
-    screen = click.get_current_context().obj["screen"]
-    assert isinstance(screen, OutputFilter)
-    return screen
+    context.ensure_object(Invocation).debug = debug
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8080,
-    show_default=True,
-    help="Port to listen on; 0 picks a free one.",
-)
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="SQLite file that keeps the account across restarts (default: in memory).",
-)
-@click.option(
-    "--seed",
-    "seed_file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="JSON or YAML list of contacts to preload.",
-)
-@click.option(
-    "--rate-limit",
-    type=click.IntRange(min=0),
-    default=0,
-    metavar="N",
-    help="Answer 429 over N requests per minute (0: no limit).",
-)
-@click.option(
-    "--latency",
-    "latency_ms",
-    type=click.IntRange(min=0),
-    default=0,
-    metavar="MS",
-    help="Delay every API response by MS milliseconds.",
-)
-@click.option(
-    "--fail-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    metavar="0..1",
-    help="Answer this fraction of API requests with a random 500.",
-)
+@sandbox_options
 def sandbox(
     host: str,
     port: int,
@@ -155,20 +74,18 @@ def sandbox(
     fail_rate: float,
 ) -> int:
     """Run a local Heymarket-compatible API server (SQLite-backed) until Ctrl-C."""
-    from reconciler.sandbox.faults import FaultSettings
-    from reconciler.sandbox.server import run_sandbox
+    from reconciler.commands import sandbox as sandbox_command
 
-    return run_sandbox(
+    request = sandbox_command.SandboxRequest(
         host=host,
         port=port,
         db=db,
         seed_file=seed_file,
-        initial_faults=FaultSettings(
-            rate_limit=rate_limit, latency_ms=latency_ms, fail_rate=fail_rate
-        ),
-        environ=os.environ,
-        out=sys.stdout,
+        rate_limit=rate_limit,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
     )
+    return dispatch(sandbox_command.run, request)
 
 
 @cli.command()
@@ -182,12 +99,9 @@ def sandbox(
 def init(directory: Path, force: bool) -> int:
     """Scaffold a contacts repository in DIRECTORY (default: here): reconciler.yaml, an
     example contacts/ file, the GitHub workflows, .gitignore, Makefile and README.md."""
-    from reconciler.commands.init import NEXT_STEPS, init_repository
+    from reconciler.commands import init as init_command
 
-    for path in init_repository(directory, force=force):
-        click.echo(f"Wrote {path}")
-    click.echo(NEXT_STEPS)
-    return 0
+    return dispatch(init_command.run, init_command.InitRequest(directory=directory, force=force))
 
 
 @cli.command()
@@ -203,29 +117,12 @@ def init(directory: Path, force: bool) -> int:
 )
 def validate(config_file: Path | None, contacts_dir: Path | None, output_format: str | None) -> int:
     """Check the desired state (no network): every problem, each as FILE:LINE:COL: message."""
-    from reconciler.core.errors import DesiredStateError
-    from reconciler.desired.config import load_config
-    from reconciler.desired.loader import load_desired_state
-    from reconciler.report.github import problem_count, problem_lines, wants_github_annotations
+    from reconciler.commands import validate as validate_command
 
-    cwd = Path.cwd()
-    github = wants_github_annotations(output_format, os.environ)
-    try:
-        config = load_config(config_file, cwd)
-        state = load_desired_state(contacts_dir or config.contacts, cwd)
-    except DesiredStateError as error:
-        if not error.problems:
-            raise
-        for line in problem_lines(error.problems, github=github):
-            click.echo(line)
-        click.echo(f"{problem_count(error.problems)}.", err=True)
-        return EXIT_ERROR
-    files_count = len(state.files)
-    click.echo(
-        f"{len(state.contacts)} contacts in {files_count} file{'s' if files_count != 1 else ''} "
-        "are valid."
+    request = validate_command.ValidateRequest(
+        config_file=config_file, contacts_dir=contacts_dir, output_format=output_format
     )
-    return 0
+    return dispatch(validate_command.run, request)
 
 
 @cli.command()
@@ -234,37 +131,12 @@ def validate(config_file: Path | None, contacts_dir: Path | None, output_format:
 @click.option("--check", is_flag=True, help="Change nothing; list the files that would change.")
 def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int:
     """Rewrite the contacts files in canonical form, keeping every comment."""
-    from reconciler.core.errors import DesiredStateError
-    from reconciler.desired.canonical import format_directory
-    from reconciler.desired.config import load_config
-    from reconciler.report.github import problem_lines
+    from reconciler.commands import fmt as fmt_command
 
-    cwd = Path.cwd()
-    try:
-        config = load_config(config_file, cwd)
-        result = format_directory(contacts_dir or config.contacts, cwd, check=check)
-    except DesiredStateError as error:
-        if not error.problems:
-            raise
-        for line in problem_lines(error.problems, github=False):
-            click.echo(line)
-        click.echo("Nothing was formatted: fix the problems above first.", err=True)
-        return EXIT_ERROR
-    for path in result.changed:
-        click.echo(f"would reformat {path}" if check else f"reformatted {path}")
-    for path in result.rebuilt:
-        verb = "would be" if check else "was"
-        click.echo(
-            f"Warning: {path} {verb} written from its values, without its comments: the "
-            "comment-keeping writer cannot rewrite it without changing a value.",
-            err=True,
-        )
-    changed = len(result.changed)
-    if check:
-        click.echo(f"{changed} file(s) would be reformatted, {result.unchanged} already canonical.")
-        return EXIT_ERROR if changed else 0
-    click.echo(f"{changed} file(s) reformatted, {result.unchanged} already canonical.")
-    return 0
+    request = fmt_command.FmtRequest(
+        config_file=config_file, contacts_dir=contacts_dir, check=check
+    )
+    return dispatch(fmt_command.run, request)
 
 
 @cli.command()
@@ -309,9 +181,9 @@ def plan(
     refresh: Literal["auto", "full"],
 ) -> int:
     """Show what apply would change in the live account (plan only reads it)."""
-    from reconciler.commands.plan import PlanRequest, run_plan
+    from reconciler.commands import plan as plan_command
 
-    request = PlanRequest(
+    request = plan_command.PlanRequest(
         config_file=config_file,
         contacts_dir=contacts_dir,
         api_url=api_url,
@@ -324,16 +196,7 @@ def plan(
         insecure=insecure,
         refresh=refresh,
     )
-    outcome = run_plan(
-        request,
-        environ=os.environ,
-        cwd=Path.cwd(),
-        stdout_is_tty=sys.stdout.isatty(),
-        screen=output_filter(),
-    )
-    click.echo(outcome.stdout, nl=False)
-    click.echo(outcome.stderr, nl=False, err=True)
-    return outcome.exit_code
+    return dispatch(plan_command.run, request)
 
 
 @cli.command()
@@ -376,46 +239,18 @@ def export(
     insecure: bool,
 ) -> int:
     """Write the live account as contacts files in canonical form, to adopt it."""
-    from reconciler.commands.export import SplitBy, run_export
+    from reconciler.commands import export as export_command
 
-    screen = output_filter()
-    result, written = run_export(
+    request = export_command.ExportRequest(
         out_dir=out_dir,
         config_file=config_file,
         api_url=api_url,
         insecure=insecure,
-        split_by=SplitBy(split_by),
+        split_by=export_command.SplitBy(split_by),
         owned_only=owned_only,
         force=force,
-        environ=os.environ,
-        cwd=Path.cwd(),
-        screen=screen,
     )
-    for warning in result.warnings:
-        click.echo(screen(f"Warning: {warning}"), err=True)
-    for path in written.removed:
-        click.echo(screen(f"Removed {path}"))
-    for path, file in zip(written.written, result.files, strict=True):
-        click.echo(
-            screen(f"Wrote {path} ({file.contacts} contact{'s' if file.contacts != 1 else ''})")
-        )
-    click.echo(
-        f"Exported {result.contacts} contact{'s' if result.contacts != 1 else ''} into "
-        f"{len(result.files)} file{'s' if len(result.files) != 1 else ''}; "
-        f"the next plan adopts the {result.unmarked} without an ownership marker."
-    )
-    return 0
-
-
-def lock_timeout_option(function: F) -> F:
-    return click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=10.0,
-        metavar="SECONDS",
-        show_default=True,
-        help="Seconds to wait for another apply/restore in this directory to finish.",
-    )(function)
+    return dispatch(export_command.run, request)
 
 
 @cli.command()
@@ -457,10 +292,9 @@ def apply(
     refresh: Literal["auto", "full"],
 ) -> int:
     """Make the live account match the desired state (or apply a saved PLAN_FILE)."""
-    from reconciler.commands.apply import ApplyRequest, run_apply
-    from reconciler.report.console import Console
+    from reconciler.commands import apply as apply_command
 
-    request = ApplyRequest(
+    request = apply_command.ApplyRequest(
         plan_file=plan_file,
         config_file=config_file,
         contacts_dir=contacts_dir,
@@ -474,9 +308,7 @@ def apply(
         lock_timeout=lock_timeout,
         refresh=refresh,
     )
-    return run_apply(
-        request, environ=os.environ, cwd=Path.cwd(), console=Console.standard(output_filter())
-    )
+    return dispatch(apply_command.run, request)
 
 
 @cli.command()
@@ -497,10 +329,9 @@ def restore(
     lock_timeout: float,
 ) -> int:
     """Re-create the contacts of a prune backup (not their conversation history)."""
-    from reconciler.commands.restore import RestoreRequest, run_restore
-    from reconciler.report.console import Console
+    from reconciler.commands import restore as restore_command
 
-    request = RestoreRequest(
+    request = restore_command.RestoreRequest(
         backup_file=backup_file,
         config_file=config_file,
         api_url=api_url,
@@ -509,30 +340,22 @@ def restore(
         insecure=insecure,
         lock_timeout=lock_timeout,
     )
-    return run_restore(
-        request, environ=os.environ, cwd=Path.cwd(), console=Console.standard(output_filter())
-    )
+    return dispatch(restore_command.run, request)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code; expected errors are one line."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("RECONCILER_DEBUG") == "1"
     # Shared with the command run: it turns masking on when asked to, so an error raised
     # deep inside is printed as masked as everything else.
-    screen = OutputFilter.for_environment(os.environ)
+    invocation = Invocation()
 
     def error(text: str) -> None:
-        click.echo(screen(text), err=True)
+        click.echo(invocation.screen(text), err=True)
 
     try:
-        result = cli.main(
-            args=args, prog_name="reconciler", standalone_mode=False, obj={"screen": screen}
-        )
-    except click.exceptions.Abort:
-        click.echo("Interrupted.", err=True)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+        result = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=invocation)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exit_request:
@@ -554,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_ERROR
     except Exception as unexpected:  # the last line of defence
-        if debug:
+        if invocation.debug or os.environ.get("RECONCILER_DEBUG") == "1":
             error(traceback.format_exc().rstrip("\n"))
         else:
             error(

@@ -23,23 +23,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from reconciler.commands.context import (
     Settings,
     cache_directory,
     fetch_live_state,
-    load_desired,
+    load_inputs,
+    locked,
     make_plan,
-    resolve_settings,
+    render_options,
 )
-from reconciler.core.diff import DiffSettings
+from reconciler.commands.environment import Environment
 from reconciler.core.errors import (
     EXIT_ERROR,
     EXIT_OK,
     ApplyInterruptedError,
-    DesiredStateError,
     PruneMismatchError,
     StalePlanError,
 )
@@ -52,11 +52,9 @@ from reconciler.core.proof import (
     plan_differences,
     provenance_differences,
 )
-from reconciler.core.redaction import credential_values_in
 from reconciler.execute import Executor, Tally
-from reconciler.execute.connection import ConnectClient, connect_configured
 from reconciler.execute.journal import JOURNAL_FILE, Journal
-from reconciler.files.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
+from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.files.saved_plans import (
     current_git_commit,
     current_provenance,
@@ -64,13 +62,8 @@ from reconciler.files.saved_plans import (
 )
 from reconciler.live.snapshot import Refresh
 from reconciler.render import RenderOptions, render_plan
-from reconciler.report.console import Console, GracefulInterrupt, confirm, wants_color
-from reconciler.report.github import (
-    NOTHING_PLANNED,
-    STEP_SUMMARY_VARIABLE,
-    append_step_summary,
-    problem_report,
-)
+from reconciler.report.console import Console, GracefulInterrupt, confirm
+from reconciler.report.github import STEP_SUMMARY_VARIABLE, append_step_summary
 
 # --- apply -------------------------------------------------------------------------------
 
@@ -155,10 +148,7 @@ def _show_plan(plan: Plan, console: Console, options: RenderOptions) -> None:
 def _report(
     tally: Tally, console: Console, *, mask: bool, verb: str, state: str = "complete"
 ) -> None:
-    for note in tally.notes:
-        console.err(f"Note: {note}\n")
-    for failure in tally.failures:
-        console.err(f"Failed: {failure.line(mask=mask)}\n")
+    report_failures(tally, console, mask=mask)
     console.out(tally.summary(verb, state) + "\n")
 
 
@@ -187,55 +177,33 @@ def _step_summary(
     return append_step_summary("\n".join(lines) + "\n", environ, screen=screen)
 
 
-def run_apply(
-    request: ApplyRequest,
-    *,
-    environ: Mapping[str, str],
-    cwd: Path,
-    console: Console,
-    connect_client: ConnectClient = connect_configured,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> int:
+def report_failures(tally: Tally, console: Console, *, mask: bool) -> None:
+    """The notes and failed changes of a run, one line each on stderr (apply and restore)."""
+    for note in tally.notes:
+        console.err(f"Note: {note}\n")
+    for failure in tally.failures:
+        console.err(f"Failed: {failure.line(mask=mask)}\n")
+
+
+def run(request: ApplyRequest, env: Environment) -> int:
     """One ``apply`` run; returns the exit code (guards and errors raise)."""
-    with exclusive_lock(
-        cwd,
-        command="apply",
-        wait_seconds=request.lock_timeout,
-        on_wait=lambda message: console.err(message + "\n"),
-    ):
-        return _apply_locked(request, environ, cwd, console, connect_client, now())
+    with locked(env, command="apply", wait_seconds=request.lock_timeout):
+        return _apply_locked(request, env, env.now())
 
 
-def _apply_locked(
-    request: ApplyRequest,
-    environ: Mapping[str, str],
-    cwd: Path,
-    console: Console,
-    connect_client: ConnectClient,
-    started_at: datetime,
-) -> int:
-    console.screen.add_secrets(credential_values_in(environ))
-    if request.mask_pii:
-        console.screen.mask_personal_data()
-    try:
-        settings = resolve_settings(
-            config_file=request.config_file,
-            contacts_dir=request.contacts_dir,
-            api_url=request.api_url,
-            environ=environ,
-            cwd=cwd,
-        )
-        mask = request.mask_pii or settings.config.output.mask_pii
-        if mask:
-            # Before anything can be printed, errors included (the CLI prints those).
-            console.screen.mask_personal_data()
-        desired = load_desired(settings)
-    except DesiredStateError as error:
-        if not error.problems:
-            raise
-        console.err(problem_report(error.problems, NOTHING_PLANNED))
+def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime) -> int:
+    console, cwd = env.console, env.cwd
+    inputs = load_inputs(
+        env,
+        config_file=request.config_file,
+        contacts_dir=request.contacts_dir,
+        api_url=request.api_url,
+        mask_pii=request.mask_pii,
+    )
+    if inputs is None:
         return EXIT_ERROR
-    console.screen.add_names(contact_names(desired.contacts))
+    settings, desired = inputs.settings, inputs.desired
+    mask = inputs.masks(mask_pii=request.mask_pii)
     config = settings.config
     saved = read_saved_plan(_absolute(request.plan_file, cwd)) if request.plan_file else None
     if saved is not None:
@@ -243,13 +211,10 @@ def _apply_locked(
     if request.max_deletes is not None and not request.prune:
         console.err("Note: --max-deletes has no effect without --prune.\n")
 
-    options = RenderOptions(
-        mask_pii=mask,
-        color=wants_color(no_color=request.no_color, environ=environ, is_tty=console.stdout_is_tty),
-    )
-    diff_settings = DiffSettings.from_config(config)
+    options = render_options(env, mask=mask, no_color=request.no_color)
+    diff_settings = config.diff_settings()
 
-    with connect_client(settings, environ, request.insecure) as client:
+    with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
             client, refresh=request.refresh, cache_dir=cache_directory(settings)
         )
@@ -302,7 +267,7 @@ def _apply_locked(
             console.end_progress()
     tally = executor.tally
     _report(tally, console, mask=mask, verb="Apply")
-    warning = _step_summary(tally, environ, console.screen, mask=mask, verb="Apply")
+    warning = _step_summary(tally, env.environ, console.screen, mask=mask, verb="Apply")
     if warning:
         console.err(warning)
     return EXIT_ERROR if tally.failures or plan.has_errors else EXIT_OK

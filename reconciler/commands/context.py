@@ -1,24 +1,37 @@
-"""The steps every networked command shares, in the order they must run: resolve settings,
-load the desired state (no network), connect, read the live account, diff.
+"""The steps the commands share, in the order they must run: arm the output filter, resolve
+settings, load the desired state (no network), connect, read the live account, diff; and the
+lock that apply and restore run under.
 
-Commands compose these; none of them prints anything."""
+Commands compose these; the only output here is through the run's console: the wait for the
+lock, and the problems of a desired state that does not load."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from reconciler.core.diff import DiffSettings, diff
-from reconciler.core.errors import ReconcilerError
+from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
+from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.plan import Plan
+from reconciler.core.redaction import credential_values_in
 from reconciler.desired.config import Config, load_config
 from reconciler.desired.loader import DesiredState, load_desired_state
+from reconciler.files.lock import exclusive_lock
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import Refresh, read_live_state
+from reconciler.render import RenderOptions
+from reconciler.report.console import wants_color
+from reconciler.report.github import NOTHING_PLANNED, problem_lines, problem_report
+
+if TYPE_CHECKING:
+    from reconciler.commands.environment import Environment
 
 API_URL_VARIABLE = "HEYMARKET_API_URL"
 # Parse cache and live snapshot, beside reconciler.yaml (or in the working directory).
@@ -114,6 +127,16 @@ def connect(
     )
 
 
+# The seam tests use to reach the API another way (a transport, a hook on each request).
+ConnectClient = Callable[[Settings, Mapping[str, str], bool], HeymarketClient]
+
+
+def connect_configured(
+    settings: Settings, environ: Mapping[str, str], insecure: bool
+) -> HeymarketClient:
+    return connect(settings, environ, insecure=insecure)
+
+
 def cache_directory(settings: Settings) -> Path:
     source = settings.config.source
     return (source.parent if source is not None else settings.cwd) / CACHE_DIRECTORY
@@ -143,6 +166,111 @@ def make_plan(
     prune: bool,
     run_max_deletes: int | None = None,
 ) -> PlanRun:
-    diff_settings = DiffSettings.from_config(config, run_max_deletes=run_max_deletes)
+    diff_settings = config.diff_settings(run_max_deletes=run_max_deletes)
     plan = diff(desired.contacts, live.contacts, live.fields, diff_settings, prune=prune)
     return PlanRun(desired=desired, live=live, settings=diff_settings, plan=plan)
+
+
+# --- the opening of a run ----------------------------------------------------------------
+
+
+def arm_output_filter(env: Environment, *, mask_pii: bool) -> None:
+    """Before anything can be printed, errors included: no credential of the environment
+    passes the console's filter, and with ``--mask-pii`` no phone, email or name does."""
+    screen = env.console.screen
+    screen.add_secrets(credential_values_in(env.environ))
+    if mask_pii:
+        screen.mask_personal_data()
+
+
+def open_settings(
+    env: Environment,
+    *,
+    config_file: Path | None,
+    contacts_dir: Path | None = None,
+    api_url: str | None = None,
+    mask_pii: bool = False,
+) -> Settings:
+    """The settings of one run, with the output filter armed first and masking turned on as
+    soon as the configuration asks for it (``output.mask_pii``)."""
+    arm_output_filter(env, mask_pii=mask_pii)
+    settings = resolve_settings(
+        config_file=config_file,
+        contacts_dir=contacts_dir,
+        api_url=api_url,
+        environ=env.environ,
+        cwd=env.cwd,
+    )
+    if settings.config.output.mask_pii:
+        env.console.screen.mask_personal_data()
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What a plan is made from before any request: the settings and the desired state."""
+
+    settings: Settings
+    desired: DesiredState
+
+    def masks(self, *, mask_pii: bool) -> bool:
+        """Whether this run masks personal data: the flag, or the configuration."""
+        return mask_pii or self.settings.config.output.mask_pii
+
+
+def load_inputs(
+    env: Environment,
+    *,
+    config_file: Path | None,
+    contacts_dir: Path | None,
+    api_url: str | None,
+    mask_pii: bool,
+) -> Inputs | None:
+    """Settings and desired state, or ``None`` once every problem of an invalid desired state
+    has been reported on stderr: nothing is planned and no request is made."""
+    try:
+        settings = open_settings(
+            env,
+            config_file=config_file,
+            contacts_dir=contacts_dir,
+            api_url=api_url,
+            mask_pii=mask_pii,
+        )
+        desired = load_desired(settings)
+    except DesiredStateError as error:
+        if not error.problems:
+            raise
+        env.console.err(problem_report(error.problems, NOTHING_PLANNED))
+        return None
+    env.console.screen.add_names(contact_names(desired.contacts))
+    return Inputs(settings=settings, desired=desired)
+
+
+def report_problem_lines(
+    env: Environment, problems: Sequence[Problem], *, github: bool, consequence: str
+) -> None:
+    """validate's and fmt's report: each problem on stdout as ``FILE:LINE:COL: message``
+    (and as a GitHub annotation with ``github``), then what it meant on stderr."""
+    for line in problem_lines(problems, github=github):
+        env.console.out(line + "\n")
+    env.console.err(consequence + "\n")
+
+
+def render_options(env: Environment, *, mask: bool, no_color: bool) -> RenderOptions:
+    return RenderOptions(
+        mask_pii=mask,
+        color=wants_color(no_color=no_color, environ=env.environ, is_tty=env.console.stdout_is_tty),
+    )
+
+
+@contextlib.contextmanager
+def locked(env: Environment, *, command: str, wait_seconds: float) -> Iterator[None]:
+    """Run the body under ``.reconciler/lock`` of the working directory: one apply or restore
+    at a time writes to the account and the journal. Waiting is said on stderr."""
+    with exclusive_lock(
+        env.cwd,
+        command=command,
+        wait_seconds=wait_seconds,
+        on_wait=lambda message: env.console.err(message + "\n"),
+    ):
+        yield

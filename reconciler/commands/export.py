@@ -14,13 +14,13 @@ What is written is exactly what a plan would then find unchanged:
 - the ownership marker is not written: apply writes it, and the plan shows the adoption of
   every exported contact that lacks it.
 
-``build_export`` is pure; ``write_export`` does the file I/O."""
+``build_export`` is pure; ``write_export`` does the file I/O; ``run`` is the command."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -28,8 +28,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from reconciler.commands.context import cache_directory, connect, fetch_live_state, resolve_settings
-from reconciler.core.errors import ExportError
+from reconciler.commands.context import cache_directory, fetch_live_state, open_settings
+from reconciler.commands.environment import Environment
+from reconciler.core.errors import EXIT_OK, ExportError
 from reconciler.core.masking import contact_names
 from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
@@ -41,7 +42,6 @@ from reconciler.desired.loader import (
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
 from reconciler.files.atomic import write_atomically
 from reconciler.files.paths import display_path
-from reconciler.report.console import OutputFilter
 
 SINGLE_FILE = "contacts.yaml"
 OTHER_INITIAL_FILE = "other.yaml"
@@ -265,50 +265,59 @@ def check_out_dir(out_dir: Path, cwd: Path, *, force: bool) -> None:
         )
 
 
-def run_export(
-    *,
-    out_dir: Path | None,
-    config_file: Path | None,
-    api_url: str | None,
-    insecure: bool,
-    split_by: SplitBy,
-    owned_only: bool,
-    force: bool,
-    environ: Mapping[str, str],
-    cwd: Path,
-    screen: OutputFilter | None = None,
-) -> tuple[Export, WrittenExport]:
-    """Read the live account and write it into ``out_dir`` (default: the contacts directory
-    of the configuration). The files hold the account in full; what is printed about them
-    goes through ``screen``, which masks it when the configuration asks (``mask_pii``)."""
-    settings = resolve_settings(
-        config_file=config_file,
-        contacts_dir=out_dir,
-        api_url=api_url,
-        environ=environ,
-        cwd=cwd,
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """The flags of one ``export`` run; ``out_dir`` defaults to the configuration's
+    contacts directory."""
+
+    out_dir: Path | None = None
+    config_file: Path | None = None
+    api_url: str | None = None
+    insecure: bool = False
+    split_by: SplitBy = SplitBy.NONE
+    owned_only: bool = False
+    force: bool = False
+
+
+def run(request: ExportRequest, env: Environment) -> int:
+    """Read the live account and write it into the output directory. The files hold the
+    account in full; what is printed about them is masked when the configuration asks
+    (``mask_pii``)."""
+    console = env.console
+    settings = open_settings(
+        env, config_file=request.config_file, contacts_dir=request.out_dir, api_url=request.api_url
     )
-    if screen is not None and settings.config.output.mask_pii:
-        screen.mask_personal_data()
     target = settings.contacts_dir
-    if not target.is_absolute():
-        target = cwd / target
-    check_out_dir(target, cwd, force=force)
-    with connect(settings, environ, insecure=insecure) as client:
+    check_out_dir(target, env.cwd, force=request.force)
+    with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(client, cache_dir=cache_directory(settings))
-    if screen is not None:
-        screen.add_names(contact_names(live.contacts))
+    console.screen.add_names(contact_names(live.contacts))
     export = build_export(
         live.contacts,
         live.fields,
         ExportSettings(
-            split_by=split_by,
-            owned_only=owned_only,
+            split_by=request.split_by,
+            owned_only=request.owned_only,
             marker_field=settings.config.ownership.marker_field,
             owner=settings.config.ownership.owner,
         ),
     )
-    return export, write_export(export, target, cwd, force=force)
+    written = write_export(export, target, env.cwd, force=request.force)
+    for warning in export.warnings:
+        console.err(f"Warning: {warning}\n")
+    for path in written.removed:
+        console.out(f"Removed {path}\n")
+    for path, file in zip(written.written, export.files, strict=True):
+        console.out(f"Wrote {path} ({_count(file.contacts, 'contact')})\n")
+    console.out(
+        f"Exported {_count(export.contacts, 'contact')} into {_count(len(export.files), 'file')}; "
+        f"the next plan adopts the {export.unmarked} without an ownership marker.\n"
+    )
+    return EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def write_export(export: Export, out_dir: Path, cwd: Path, *, force: bool) -> WrittenExport:

@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 from string import Template
 
 from reconciler import __version__
-from reconciler.core.errors import ScaffoldError
+from reconciler.commands.environment import Environment
+from reconciler.core.errors import EXIT_OK, ScaffoldError
 
 WORKFLOW_NAMES = ("ci.yml", "plan.yml", "apply.yml", "drift.yml")
 
@@ -114,3 +115,20 @@ Next steps:
   1. Declare your contacts under contacts/ (or replace them with `reconciler export`).
   2. Push to GitHub and set the secrets and variables that README.md lists.
   3. Open a pull request: the Plan workflow comments what a merge would change."""
+
+
+@dataclass(frozen=True, slots=True)
+class InitRequest:
+    """The arguments of one ``init`` run."""
+
+    directory: Path = Path()
+    force: bool = False
+
+
+def run(request: InitRequest, env: Environment) -> int:
+    """Scaffold the repository, name each file written, then say what to do next. Paths are
+    shown, and errors name them, as the user gave the directory."""
+    for path in init_repository(request.directory, force=request.force):
+        env.console.out(f"Wrote {path}\n")
+    env.console.out(NEXT_STEPS + "\n")
+    return EXIT_OK

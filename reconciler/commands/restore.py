@@ -11,29 +11,29 @@ unknown outcomes settled by a re-read so nothing is created twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from reconciler.commands.context import resolve_settings
+from reconciler.commands.apply import report_failures
+from reconciler.commands.context import arm_output_filter, locked, open_settings
+from reconciler.commands.environment import Environment
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, BackupError
 from reconciler.core.masking import contact_names, mask_phone
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
 from reconciler.core.ownership import Marker
 from reconciler.core.plan import Create
-from reconciler.core.redaction import credential_values_in
 from reconciler.execute import Executor
 from reconciler.execute.backup import BackupRecord, read_backup
-from reconciler.execute.connection import ConnectClient, connect_configured
 from reconciler.execute.journal import JOURNAL_FILE, Journal
-from reconciler.files.lock import DEFAULT_WAIT_SECONDS, exclusive_lock
+from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.files.saved_plans import (
     current_git_commit,
 )
 from reconciler.render import RenderOptions, render_plan
-from reconciler.report.console import Console, GracefulInterrupt, confirm
+from reconciler.report.console import GracefulInterrupt, confirm
 
 HISTORY_NOTICE = (
     "Conversation history cannot be restored: Heymarket deleted it with the contacts. "
@@ -85,56 +85,32 @@ def _marker_of(records: Sequence[BackupRecord], path: Path) -> Marker:
     return next(iter(markers))
 
 
-def run_restore(
-    request: RestoreRequest,
-    *,
-    environ: Mapping[str, str],
-    cwd: Path,
-    console: Console,
-    connect_client: ConnectClient = connect_configured,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> int:
-    with exclusive_lock(
-        cwd,
-        command="restore",
-        wait_seconds=request.lock_timeout,
-        on_wait=lambda message: console.err(message + "\n"),
-    ):
-        return _restore_locked(request, environ, cwd, console, connect_client, now())
+def run(request: RestoreRequest, env: Environment) -> int:
+    """One ``restore`` run; returns the exit code (refusals and errors raise)."""
+    with locked(env, command="restore", wait_seconds=request.lock_timeout):
+        return _restore_locked(request, env, env.now())
 
 
-def _restore_locked(
-    request: RestoreRequest,
-    environ: Mapping[str, str],
-    cwd: Path,
-    console: Console,
-    connect_client: ConnectClient,
-    started_at: datetime,
-) -> int:
-    console.screen.add_secrets(credential_values_in(environ))
-    if request.mask_pii:
-        console.screen.mask_personal_data()
+def _restore_locked(request: RestoreRequest, env: Environment, started_at: datetime) -> int:
+    console, cwd = env.console, env.cwd
+    # Armed before the backup is read: what it says of a damaged line is masked too.
+    arm_output_filter(env, mask_pii=request.mask_pii)
     path = request.backup_file if request.backup_file.is_absolute() else cwd / request.backup_file
     records = read_backup(path)
     if not records:
         console.out(f"{request.backup_file} holds no contacts; nothing to restore.\n")
         return EXIT_OK
     marker = _marker_of(records, request.backup_file)
-    settings = resolve_settings(
-        config_file=request.config_file,
-        contacts_dir=None,
-        api_url=request.api_url,
-        environ=environ,
-        cwd=cwd,
+    settings = open_settings(
+        env, config_file=request.config_file, api_url=request.api_url, mask_pii=request.mask_pii
     )
     mask = request.mask_pii or settings.config.output.mask_pii
-    if mask:
-        console.screen.mask_personal_data(contact_names(record.contact for record in records))
+    console.screen.add_names(contact_names(record.contact for record in records))
     shown_path = str(request.backup_file)
     declared = {record.contact.phone: _declared(record, shown_path) for record in records}
     diff_settings = DiffSettings(marker_field=marker.field_title, owner=marker.owner)
 
-    with connect_client(settings, environ, request.insecure) as client:
+    with env.connect_client(settings, env.environ, request.insecure) as client:
         existing = {contact.phone for contact in client.search_by_phones(list(declared))}
         for phone in sorted(existing):
             shown = mask_phone(phone) if mask else phone
@@ -174,8 +150,7 @@ def _restore_locked(
             finally:
                 console.end_progress()
                 tally = executor.tally
-                for failure in tally.failures:
-                    console.err(f"Failed: {failure.line(mask=mask)}\n")
+                report_failures(tally, console, mask=mask)
     console.out(
         f"Restore complete: {tally.created} restored, {len(existing)} skipped (exist again), "
         f"{len(tally.failures)} failed.\n"

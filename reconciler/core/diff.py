@@ -42,7 +42,6 @@ from reconciler.core.plan import (
     prune_cap_problem,
     sorted_changes,
 )
-from reconciler.desired.config import Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +55,6 @@ class DiffSettings:
     max_delete_percent: float = 5.0
     # apply --max-deletes N: the cap for this run (see plan.prune_cap_problem).
     run_max_deletes: int | None = None
-
-    @classmethod
-    def from_config(cls, config: Config, *, run_max_deletes: int | None = None) -> DiffSettings:
-        return cls(
-            marker_field=config.ownership.marker_field,
-            owner=config.ownership.owner,
-            protect=tuple(config.prune.protect),
-            max_deletes=config.prune.max_deletes,
-            max_delete_percent=config.prune.max_delete_percent,
-            run_max_deletes=run_max_deletes,
-        )
 
     @property
     def marker(self) -> Marker:

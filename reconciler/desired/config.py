@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.diff import DiffSettings
 from reconciler.core.errors import ConfigError, InputNotFoundError, Problem
 from reconciler.desired.schemas import CONFIG_SCHEMA, schema_problems
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
@@ -54,6 +55,17 @@ class Config:
     output: OutputSettings = field(default_factory=OutputSettings)
     # The file it was read from, or None when defaults were used.
     source: Path | None = None
+
+    def diff_settings(self, *, run_max_deletes: int | None = None) -> DiffSettings:
+        """What the diff needs of this configuration."""
+        return DiffSettings(
+            marker_field=self.ownership.marker_field,
+            owner=self.ownership.owner,
+            protect=tuple(self.prune.protect),
+            max_deletes=self.prune.max_deletes,
+            max_delete_percent=self.prune.max_delete_percent,
+            run_max_deletes=run_max_deletes,
+        )
 
 
 def load_config(path: Path | None, cwd: Path) -> Config:

@@ -5,6 +5,7 @@ finish."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
+
+import click
 
 from reconciler.core.errors import ApprovalRequiredError
 from reconciler.core.masking import KnownNames, mask_text
@@ -82,8 +85,9 @@ class Console:
     def standard(cls, screen: OutputFilter | None = None) -> Console:
         def write(stream: Any) -> Callable[[str], None]:
             def emit(text: str) -> None:
-                stream.write(text)
-                stream.flush()
+                # click's echo: flushed, and colour codes dropped where the stream is not a
+                # terminal (stdout on one, stderr piped).
+                click.echo(text, file=stream, nl=False)
 
             return emit
 
@@ -115,6 +119,22 @@ class Console:
         if self._progress_shown:
             self.err("\n")
             self._progress_shown = False
+
+
+class ConsoleStream(io.TextIOBase):
+    """The console's stdout as a text stream, for code that prints to a file (the sandbox's
+    banner): what it writes goes through the console's filter like everything else."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self._console = console
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._console.out(text)
+        return len(text)
 
 
 def confirm(console: Console, *, auto_approve: bool, what: str = "apply") -> None:

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from reconciler.cli import main
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import LiveState, load_desired, make_plan, resolve_settings
+from reconciler.commands.environment import Environment
 from reconciler.core.errors import ApprovalRequiredError
 from reconciler.files.saved_plans import (
     current_provenance,
@@ -232,7 +234,9 @@ def test_anything_but_yes_cancels(project: Path, sandbox: SandboxHandle, answer:
     _guard_setup(project, sandbox, CONFIG)
     console, printed = _console(answer)
     with pytest.raises(ApprovalRequiredError, match=r"Apply cancelled\."):
-        run_apply(ApplyRequest(prune=True), environ=os.environ, cwd=project, console=console)
+        run_apply(
+            ApplyRequest(prune=True), Environment(environ=os.environ, cwd=project, console=console)
+        )
     assert "Do you want to apply these changes? Only 'yes' will be accepted:" in printed
     assert writes(sandbox) == {}
 
@@ -241,7 +245,10 @@ def test_yes_applies(project: Path, sandbox: SandboxHandle) -> None:
     _guard_setup(project, sandbox, CONFIG)
     console, printed = _console("yes\n")
     assert (
-        run_apply(ApplyRequest(prune=True), environ=os.environ, cwd=project, console=console) == 0
+        run_apply(
+            ApplyRequest(prune=True), Environment(environ=os.environ, cwd=project, console=console)
+        )
+        == 0
     )
     assert "Apply complete: 1 created, 0 updated, 2 deleted, 0 failed.\n" in printed
 

@@ -415,4 +415,4 @@ def test_diff_settings_come_from_the_config() -> None:
         prune=PruneSettings(max_deletes=3, max_delete_percent=10, protect=("1415*",)),
     )
 
-    assert DiffSettings.from_config(config) == DiffSettings("Owner", "ops", ("1415*",), 3, 10)
+    assert config.diff_settings() == DiffSettings("Owner", "ops", ("1415*",), 3, 10)

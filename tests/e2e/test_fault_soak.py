@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import (
     Settings,
     cache_directory,
@@ -33,6 +34,7 @@ from reconciler.commands.context import (
     make_plan,
     resolve_settings,
 )
+from reconciler.commands.environment import Environment
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
 from tests.sandbox_handle import SandboxHandle
@@ -224,10 +226,9 @@ def _soak(project: Path, sandbox: SandboxHandle, creates: int, updates: int, del
             journaled = len(_journal(project))
             code = run_apply(
                 request,
-                environ=environ,
-                cwd=project,
-                console=console,
-                connect_client=connect_client,
+                Environment(
+                    environ=environ, cwd=project, console=console, connect_client=connect_client
+                ),
             )
             codes.append(code)
             outputs.append("".join(printed))

@@ -24,8 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import Settings
+from reconciler.commands.environment import Environment
 from reconciler.core.errors import DesiredStateError, ReconcilerError
 from reconciler.desired.loader import DesiredState, load_desired_state, parse_file
 from reconciler.heymarket import HeymarketClient
@@ -557,7 +559,10 @@ def test_an_apply_whose_live_read_is_hostile_writes_nothing(answer: Answer) -> N
         request = ApplyRequest(auto_approve=True, prune=True, max_deletes=1000, refresh="full")
         console = Console(out=output.append, err=output.append, ask=lambda _question: "")
         try:
-            run_apply(request, environ={}, cwd=project, console=console, connect_client=connect)
+            run_apply(
+                request,
+                Environment(environ={}, cwd=project, console=console, connect_client=connect),
+            )
         except ReconcilerError as error:
             assert is_one_line(str(error)), repr(str(error))
         else:

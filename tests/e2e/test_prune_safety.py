@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from reconciler.cli import main
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import Settings
+from reconciler.commands.environment import Environment
 from reconciler.core.errors import ReconcilerError
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
@@ -148,10 +150,7 @@ def test_deletes_done_before_a_batch_fails_midway_are_journaled(
     with pytest.raises(ReconcilerError):
         run_apply(
             ApplyRequest(prune=True, auto_approve=True, max_deletes=3),
-            environ=os.environ,
-            cwd=project,
-            console=console,
-            connect_client=connect,
+            Environment(environ=os.environ, cwd=project, console=console, connect_client=connect),
         )
     gone = {"15105550801", "15105550802", "15105550803"} - live_phones(sandbox)
     assert gone, "the scenario needs a delete that went through before the failure"
@@ -226,10 +225,7 @@ def test_creates_done_before_a_batch_fails_midway_are_journaled_and_nothing_more
     with pytest.raises(ReconcilerError):
         run_apply(
             ApplyRequest(auto_approve=True),
-            environ=os.environ,
-            cwd=project,
-            console=console,
-            connect_client=connect,
+            Environment(environ=os.environ, cwd=project, console=console, connect_client=connect),
         )
     created = live_phones(sandbox)
     assert created and created < set(phones), "the scenario needs a part-way failure"

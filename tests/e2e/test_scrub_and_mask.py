@@ -25,8 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import Settings
+from reconciler.commands.environment import Environment
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.masking import KnownNames, mask_email, mask_phone, mask_text
 from reconciler.heymarket import HeymarketClient, credentials_from_env
@@ -80,7 +82,7 @@ def test_a_refusal_that_quotes_the_phone_is_masked_on_stderr_and_in_the_job_summ
     console, printed = _console(meanwhile)
     environ = _with_summary(project)
     request = ApplyRequest(mask_pii=True)
-    assert run_apply(request, environ=environ, cwd=project, console=console) == 1
+    assert run_apply(request, Environment(environ=environ, cwd=project, console=console)) == 1
     text, summary = "".join(printed), _summary(project)
     assert "Failed: create 1510*****02 (contacts/team.yaml:" in text
     assert "duplicate_phone" in text and "duplicate_phone" in summary
@@ -98,7 +100,7 @@ def test_the_already_gone_note_of_a_prune_is_masked(project: Path, sandbox: Sand
 
     console, printed = _console(meanwhile)
     request = ApplyRequest(prune=True, max_deletes=1, mask_pii=True)
-    assert run_apply(request, environ=os.environ, cwd=project, console=console) == 0
+    assert run_apply(request, Environment(environ=os.environ, cwd=project, console=console)) == 0
     text = "".join(printed)
     assert "Note: delete 1510*****01: already gone" in text
     assert "15105552001" not in text
@@ -226,10 +228,12 @@ def test_no_credential_a_server_echoes_is_printed_journaled_or_summarised(
         try:
             run_apply(
                 ApplyRequest(auto_approve=True),
-                environ=environ,
-                cwd=project,
-                console=console,
-                connect_client=_connect_to(EchoingServer(status)),
+                Environment(
+                    environ=environ,
+                    cwd=project,
+                    console=console,
+                    connect_client=_connect_to(EchoingServer(status)),
+                ),
             )
         except ReconcilerError as error:
             printed.append(str(error))
@@ -419,7 +423,8 @@ def test_with_masking_on_a_refusal_quoting_the_contact_is_masked_everywhere(
         request = ApplyRequest(auto_approve=True, mask_pii=flag)
         connect = _connect_to_transport(RefusingServer())
         code = run_apply(
-            request, environ=environ, cwd=project, console=console, connect_client=connect
+            request,
+            Environment(environ=environ, cwd=project, console=console, connect_client=connect),
         )
         assert code == 1
         output = "".join(printed) + _summary(project)

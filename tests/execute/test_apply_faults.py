@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from reconciler.cli import main
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import Settings
+from reconciler.commands.environment import Environment
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
 from tests.commands.test_apply import OWNER, by_phone, declare, journal_lines, owned, writes
@@ -60,7 +62,7 @@ def test_refused_contacts_are_reported_and_the_rest_applied(
 
     console, printed = _approving_console(meanwhile)
     request = ApplyRequest(prune=True, max_deletes=5)
-    assert run_apply(request, environ=os.environ, cwd=project, console=console) == 1
+    assert run_apply(request, Environment(environ=os.environ, cwd=project, console=console)) == 1
     text = "".join(printed)
     assert "Failed: update 15105551000 (contacts/team.yaml:" in text
     assert "not_found" in text
@@ -91,7 +93,10 @@ def test_a_committed_batch_without_an_answer_creates_no_duplicate(
     phones = [f"151055520{n:02d}" for n in range(60)] + [f"151055521{n:02d}" for n in range(90)]
     declare(project, *({"phone": phone, "first": f"N{phone[-3:]}"} for phone in phones))
     console, printed = _approving_console(lambda: sandbox.set_faults(**faults))
-    assert run_apply(ApplyRequest(), environ=os.environ, cwd=project, console=console) == 0
+    assert (
+        run_apply(ApplyRequest(), Environment(environ=os.environ, cwd=project, console=console))
+        == 0
+    )
     assert "Apply complete: 150 created, 0 updated, 0 deleted, 0 failed.\n" in printed
     stored = Counter(record["phone"] for record in sandbox.contacts())
     assert set(stored) == set(phones)
@@ -111,7 +116,10 @@ def test_a_batch_lost_before_it_committed_is_sent_again_once(
     phones = [f"151055530{n:02d}" for n in range(30)]
     declare(project, *({"phone": phone} for phone in phones))
     console, printed = _approving_console(lambda: sandbox.set_faults(drop_connections=1))
-    assert run_apply(ApplyRequest(), environ=os.environ, cwd=project, console=console) == 0
+    assert (
+        run_apply(ApplyRequest(), Environment(environ=os.environ, cwd=project, console=console))
+        == 0
+    )
     assert "Apply complete: 30 created, 0 updated, 0 deleted, 0 failed.\n" in printed
     stored = Counter(record["phone"] for record in sandbox.contacts())
     assert set(stored) == set(phones)
@@ -151,10 +159,12 @@ def test_the_backup_is_on_disk_before_the_delete_request(
     console, printed = _approving_console()
     code = run_apply(
         ApplyRequest(prune=True, max_deletes=2),
-        environ=os.environ,
-        cwd=project,
-        console=console,
-        connect_client=_connect_with_hook(sandbox, on_delete),
+        Environment(
+            environ=os.environ,
+            cwd=project,
+            console=console,
+            connect_client=_connect_with_hook(sandbox, on_delete),
+        ),
     )
     assert code == 1
     assert len(seen_at_delete) == 1
@@ -181,10 +191,14 @@ def test_a_delete_that_commits_then_fails_is_verified_as_done(
     console, printed = _approving_console()
     code = run_apply(
         ApplyRequest(prune=True, max_deletes=1),
-        environ=os.environ,
-        cwd=project,
-        console=console,
-        connect_client=_connect_with_hook(sandbox, lambda: sandbox.set_faults(commit_then_fail=1)),
+        Environment(
+            environ=os.environ,
+            cwd=project,
+            console=console,
+            connect_client=_connect_with_hook(
+                sandbox, lambda: sandbox.set_faults(commit_then_fail=1)
+            ),
+        ),
     )
     assert code == 0
     assert "Apply complete: 0 created, 0 updated, 1 deleted, 0 failed.\n" in printed

@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import (
     cache_directory,
     connect,
@@ -40,7 +41,9 @@ from reconciler.commands.context import (
     make_plan,
     resolve_settings,
 )
-from reconciler.commands.export import SplitBy, run_export
+from reconciler.commands.environment import Environment
+from reconciler.commands.export import ExportRequest, SplitBy
+from reconciler.commands.export import run as run_export
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import PruneCapExceededError
 from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
@@ -290,10 +293,10 @@ def test_apply_converges_and_prunes_only_what_it_owns(
         request = ApplyRequest(auto_approve=True, prune=True)
         if over_default:
             with pytest.raises(PruneCapExceededError):
-                run_apply(request, environ=environ, cwd=project, console=console)
+                run_apply(request, Environment(environ=environ, cwd=project, console=console))
             assert _writes(sandbox) == 0
         else:
-            code = run_apply(request, environ=environ, cwd=project, console=console)
+            code = run_apply(request, Environment(environ=environ, cwd=project, console=console))
             assert code == (1 if first_plan.has_errors else 0), "".join(printed)
 
         # With the caps raised, apply goes all the way: afresh, or a plan saved and reviewed.
@@ -303,7 +306,7 @@ def test_apply_converges_and_prunes_only_what_it_owns(
             saved = project / "plan.json"
             _plan(project, environ, config_file=raised, save_to=saved)
             raised_request = ApplyRequest(plan_file=saved, config_file=raised, prune=True)
-        code = run_apply(raised_request, environ=environ, cwd=project, console=console)
+        code = run_apply(raised_request, Environment(environ=environ, cwd=project, console=console))
         assert code == (1 if first_plan.has_errors else 0), "".join(printed)
 
         after_records = sandbox.contacts()
@@ -337,17 +340,11 @@ def test_apply_converges_and_prunes_only_what_it_owns(
 
         # Export the account into a second repository: its plan only adopts.
         exported = project / "exported"
-        run_export(
-            out_dir=exported,
-            config_file=None,
-            api_url=None,
-            insecure=False,
-            split_by=SplitBy.NONE,
-            owned_only=False,
-            force=False,
-            environ=environ,
-            cwd=project,
+        export_code = run_export(
+            ExportRequest(out_dir=exported, split_by=SplitBy.NONE),
+            Environment(environ=environ, cwd=project, console=_quiet_console()[0]),
         )
+        assert export_code == 0
         export_plan = _plan(project, environ, contacts_dir=exported)
         unmarked = {
             record["phone"] for record in after.values() if _owner_of(record, marker_id) is None
@@ -371,16 +368,11 @@ def test_export_keeps_its_snapshot_in_the_project_it_was_given(
     elsewhere.mkdir()
     (project / "reconciler.yaml").write_text(_config((), DEFAULT_MAX_PERCENT), encoding="utf-8")
     monkeypatch.chdir(elsewhere)
+    console, _printed = _quiet_console()
+    environ = {**os.environ, **sandbox.env()}
     run_export(
-        out_dir=None,
-        config_file=None,
-        api_url=None,
-        insecure=False,
-        split_by=SplitBy.NONE,
-        owned_only=False,
-        force=False,
-        environ={**os.environ, **sandbox.env()},
-        cwd=project,
+        ExportRequest(out_dir=None, split_by=SplitBy.NONE),
+        Environment(environ=environ, cwd=project, console=console),
     )
     assert not (elsewhere / ".reconciler").exists()
     assert (project / ".reconciler" / "cache").is_dir()

@@ -21,8 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
-from reconciler.commands.apply import ApplyRequest, run_apply
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import Settings
+from reconciler.commands.environment import Environment
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
 from reconciler.desired.loader import parse_file
@@ -246,10 +248,9 @@ def test_a_refusal_that_cannot_be_matched_to_a_declared_contact_is_never_taken_a
     with real:
         code = run_apply(
             ApplyRequest(prune=True, auto_approve=True),
-            environ=dict(sandbox.env()),
-            cwd=project,
-            console=console,
-            connect_client=connect,
+            Environment(
+                environ=dict(sandbox.env()), cwd=project, console=console, connect_client=connect
+            ),
         )
     assert code == 1
     assert live_phones(sandbox) == set(phones)

@@ -1,0 +1,53 @@
+"""``reconciler fmt``: rewrite the contacts files in canonical form, keeping every comment;
+with ``--check``, change nothing and name the files that would change (exit 1 if any)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.commands.context import report_problem_lines
+from reconciler.commands.environment import Environment
+from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError
+from reconciler.desired.canonical import format_directory
+from reconciler.desired.config import load_config
+
+NOTHING_FORMATTED = "Nothing was formatted: fix the problems above first."
+
+
+@dataclass(frozen=True, slots=True)
+class FmtRequest:
+    """The flags of one ``fmt`` run."""
+
+    config_file: Path | None = None
+    contacts_dir: Path | None = None
+    check: bool = False
+
+
+def run(request: FmtRequest, env: Environment) -> int:
+    console = env.console
+    check = request.check
+    try:
+        config = load_config(request.config_file, env.cwd)
+        result = format_directory(request.contacts_dir or config.contacts, env.cwd, check=check)
+    except DesiredStateError as error:
+        if not error.problems:
+            raise
+        report_problem_lines(env, error.problems, github=False, consequence=NOTHING_FORMATTED)
+        return EXIT_ERROR
+    for path in result.changed:
+        console.out(f"would reformat {path}\n" if check else f"reformatted {path}\n")
+    for path in result.rebuilt:
+        verb = "would be" if check else "was"
+        console.err(
+            f"Warning: {path} {verb} written from its values, without its comments: the "
+            "comment-keeping writer cannot rewrite it without changing a value.\n"
+        )
+    changed = len(result.changed)
+    if check:
+        console.out(
+            f"{changed} file(s) would be reformatted, {result.unchanged} already canonical.\n"
+        )
+        return EXIT_ERROR if changed else EXIT_OK
+    console.out(f"{changed} file(s) reformatted, {result.unchanged} already canonical.\n")
+    return EXIT_OK

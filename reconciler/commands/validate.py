@@ -1,0 +1,45 @@
+"""``reconciler validate``: check the desired state without the network, and name every
+problem as ``FILE:LINE:COL: message`` (also as a GitHub annotation on a pull request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.commands.context import report_problem_lines
+from reconciler.commands.environment import Environment
+from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError
+from reconciler.desired.config import load_config
+from reconciler.desired.loader import load_desired_state
+from reconciler.report.github import problem_count, wants_github_annotations
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateRequest:
+    """The flags of one ``validate`` run; ``output_format`` ``None`` lets the environment
+    decide (GitHub Actions: annotations)."""
+
+    config_file: Path | None = None
+    contacts_dir: Path | None = None
+    output_format: str | None = None
+
+
+def run(request: ValidateRequest, env: Environment) -> int:
+    """The problems on stdout and their count on stderr (exit 1), or one line saying how
+    many contacts in how many files are valid."""
+    console = env.console
+    github = wants_github_annotations(request.output_format, env.environ)
+    try:
+        config = load_config(request.config_file, env.cwd)
+        state = load_desired_state(request.contacts_dir or config.contacts, env.cwd)
+    except DesiredStateError as error:
+        if not error.problems:
+            raise
+        consequence = f"{problem_count(error.problems)}."
+        report_problem_lines(env, error.problems, github=github, consequence=consequence)
+        return EXIT_ERROR
+    files = len(state.files)
+    console.out(
+        f"{len(state.contacts)} contacts in {files} file{'s' if files != 1 else ''} are valid.\n"
+    )
+    return EXIT_OK
