@@ -18,7 +18,8 @@ from reconciler.core.plan import Delete
 from reconciler.execute.backup import write_backup
 from reconciler.execute.batches import chunks
 from reconciler.execute.journal import JournalEntry
-from reconciler.execute.recorder import Recorder, shown
+from reconciler.execute.recorder import Recorder
+from reconciler.files.paths import display_path
 from reconciler.heymarket import HeymarketClient
 from reconciler.report.console import Console
 
@@ -96,7 +97,7 @@ class Pruner:
         tally.backup = backup
         self.console.err(
             f"Backed up {len(confirmed)} contact{'' if len(confirmed) == 1 else 's'} to "
-            f"{shown(backup, self.cwd)} before deleting.\n"
+            f"{display_path(backup, self.cwd)} before deleting.\n"
         )
 
         sent: list[LiveContact] = []
@@ -171,7 +172,7 @@ class Pruner:
                         contact.phone,
                         contact.uuid,
                         "applied",
-                        f"backup {shown(backup, self.cwd)}",
+                        f"backup {display_path(backup, self.cwd)}",
                     )
                 )
                 recorder.tally.deleted += 1

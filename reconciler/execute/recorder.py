@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reconciler.core.errors import ApplyInterruptedError
 from reconciler.core.masking import mask_phone
+from reconciler.core.timestamps import utc_seconds_text
 from reconciler.execute.journal import Journal, JournalEntry, Result
 from reconciler.report.console import GracefulInterrupt
 
@@ -64,7 +65,7 @@ class Recorder:
         self.journal = journal
         self.interrupt = interrupt
         self.command = command
-        self.run = timestamp(started_at)
+        self.run = utc_seconds_text(started_at)
         self.git_commit = git_commit
         self.tally = Tally()
 
@@ -77,7 +78,7 @@ class Recorder:
         reason: str | None = None,
     ) -> JournalEntry:
         return JournalEntry(
-            time=timestamp(datetime.now(UTC)),
+            time=utc_seconds_text(datetime.now(UTC)),
             run=self.run,
             command=self.command,
             action=action,
@@ -106,15 +107,3 @@ class Recorder:
                 f"Interrupted: stopped after the batch in flight, {self.tally.counts()} so far "
                 f"(journal: {self.journal.path}). Run {self.command} again to finish."
             )
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def shown(path: Path, cwd: Path) -> str:
-    """A path relative to the working directory when it is inside it (messages read better)."""
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)

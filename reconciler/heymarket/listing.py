@@ -16,8 +16,9 @@ from typing import Final
 
 from reconciler.core.errors import BadResponseError
 from reconciler.core.model import LiveContact
+from reconciler.core.timestamps import utc_text
 from reconciler.heymarket.pagination import ListingCursor, PageRequest
-from reconciler.heymarket.parse import format_timestamp, parse_timestamp
+from reconciler.heymarket.parse import parse_timestamp
 
 # Re-reads after writes during the listing; more means the account is rewritten faster than
 # it can be read, and the listing returns what it has.
@@ -96,7 +97,7 @@ def _read_stretch(
     log: _RequestLog,
 ) -> Stretch | None:
     """Read ``stretch`` into ``seen``; returns the stretch to read again, if any."""
-    cursor = ListingCursor(format_timestamp(stretch.since), page_size)
+    cursor = ListingCursor(utc_text(stretch.since), page_size)
     again: Stretch | None = None
     previous_answer: tuple[str, list[int]] | None = None
     while not cursor.done:

@@ -30,7 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler.heymarket.parse import format_timestamp, parse_timestamp
+from reconciler.core.timestamps import utc_text
+from reconciler.heymarket.parse import parse_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,6 @@ class ListingCursor:
         self._page = (consumed - start) // limit
         if start > 0:
             self._date_moment = self._window[start]
-            self._date = format_timestamp(self._window[start])
+            self._date = utc_text(self._window[start])
             del self._window[:start]
             self._boundaries = [b - start for b in self._boundaries if b >= start]

@@ -15,6 +15,7 @@ from reconciler.core.errors import BadResponseError
 from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.normalize import CustomValue
 from reconciler.core.phones import answered_phone
+from reconciler.core.timestamps import utc_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +88,8 @@ def parse_timestamp(value: object, what: str = "updated") -> datetime:
     return parsed.astimezone(UTC)
 
 
-def format_timestamp(moment: datetime) -> str:
-    """The canonical form of a timestamp: UTC with ``Z``, sub-seconds only when present."""
-    utc = moment.astimezone(UTC)
-    spec = "microseconds" if utc.microsecond else "seconds"
-    return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
 def canonical_timestamp(value: object, what: str = "updated") -> str:
-    return format_timestamp(parse_timestamp(value, what))
+    return utc_text(parse_timestamp(value, what))
 
 
 def _integer(value: object, what: str) -> int:

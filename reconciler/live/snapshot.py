@@ -28,11 +28,12 @@ from typing import Literal, NamedTuple
 
 from reconciler.core.errors import BadResponseError
 from reconciler.core.model import CustomField, LiveContact
+from reconciler.core.timestamps import utc_text
 from reconciler.files.atomic import atomic_writer, private_directory
 from reconciler.files.collector import collector_paused
 from reconciler.files.untrusted_json import decode_json
 from reconciler.heymarket import HeymarketClient
-from reconciler.heymarket.parse import format_timestamp, parse_live_contact, parse_timestamp
+from reconciler.heymarket.parse import parse_live_contact, parse_timestamp
 
 SNAPSHOT_FORMAT = 2
 Refresh = Literal["auto", "full"]
@@ -78,7 +79,7 @@ def read_live_state(
 def _incremental(client: HeymarketClient, known: Sequence[LiveContact]) -> list[LiveContact] | None:
     """The snapshot brought up to date, or ``None`` when it cannot be proven current."""
     # `updated` is canonical (parse.canonical_timestamp): equal text, equal moment.
-    newest = format_timestamp(max(parse_timestamp(contact.updated) for contact in known))
+    newest = utc_text(max(parse_timestamp(contact.updated) for contact in known))
     changed = client.list_contacts_since(newest)
     merged = {contact.id: contact for contact in known}
     changed_ids: set[int] = set()
