@@ -20,7 +20,7 @@ import pytest
 from reconciler.cli import cli, main
 from reconciler.core.errors import TransportError
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
-from tests.heymarket.test_client_resilience import FakeClock, highest
+from tests.fake_clock import FakeClock, highest
 from tests.sandbox_handle import SandboxHandle
 
 
@@ -50,14 +50,14 @@ def test_a_host_that_never_answers_is_given_up_on_within_seconds() -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "contacts" / "a.yaml").write_text(
-        'contacts:\n  - first: Alice\n    phone: "15105551234"\n', encoding="utf-8"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {"contacts/a.yaml": 'contacts:\n  - first: Alice\n    phone: "15105551234"\n'}
+
+
+@pytest.fixture
+def project_env() -> dict[str, str]:
+    """No server: what goes wrong here goes wrong before a request."""
+    return {}
 
 
 def test_a_nan_prune_percentage_is_a_config_error(

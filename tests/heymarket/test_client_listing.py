@@ -34,7 +34,7 @@ def phone(number: int) -> str:
 
 def sandbox_client(sandbox: SandboxHandle, **options: Any) -> HeymarketClient:
     options.setdefault("requests_per_minute", 100_000)
-    return HeymarketClient(sandbox.url, ApiKeyCredentials(sandbox.api_key), **options)
+    return sandbox.client(**options)
 
 
 def ten_thousand_with_a_shared_second() -> list[dict[str, Any]]:

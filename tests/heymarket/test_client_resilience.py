@@ -23,43 +23,13 @@ from reconciler.core.errors import (
 )
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient, JwtCredentials
 from reconciler.heymarket.ratelimit import SlidingWindowLimiter
+from tests.fake_clock import FakeClock, highest
 from tests.sandbox_handle import SandboxHandle
-
-
-class FakeClock:
-    """Monotonic time that only moves when the client sleeps: minutes of backoff in no time."""
-
-    def __init__(self, on_sleep: Callable[[float], object] | None = None) -> None:
-        self.now = 1_000.0
-        self.slept: list[float] = []
-        self._on_sleep = on_sleep
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.slept.append(seconds)
-        self.now += seconds
-        if self._on_sleep is not None:
-            self._on_sleep(seconds)
-
-
-def highest(low: float, high: float) -> float:
-    """Full jitter at its upper end, so backoff sums are predictable."""
-    return high
 
 
 def client_for(sandbox: SandboxHandle, clock: FakeClock, **options: Any) -> HeymarketClient:
     options.setdefault("requests_per_minute", 100_000)
-    return HeymarketClient(
-        sandbox.url,
-        ApiKeyCredentials(sandbox.api_key),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-        **options,
-    )
+    return sandbox.client(clock=clock.monotonic, sleep=clock.sleep, uniform=highest, **options)
 
 
 def seed_contacts(sandbox: SandboxHandle, count: int) -> list[dict[str, Any]]:
