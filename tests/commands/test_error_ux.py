@@ -19,8 +19,8 @@ import pytest
 
 from reconciler.cli import cli, main
 from reconciler.core.errors import TransportError
-from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
 from tests.fake_clock import FakeClock, highest
+from tests.mock_api import mock_client
 from tests.sandbox_handle import SandboxHandle
 
 
@@ -34,14 +34,7 @@ def test_a_host_that_never_answers_is_given_up_on_within_seconds() -> None:
         connect_timeouts.append(request.extensions["timeout"]["connect"])
         raise httpx.ConnectTimeout("timed out", request=request)
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(unanswered),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-    )
+    client = mock_client(unanswered, clock, uniform=highest)
     with client, pytest.raises(TransportError, match="could not reach Heymarket"):
         client.list_custom_fields()
     worst_case_seconds = sum(connect_timeouts) + sum(clock.slept)

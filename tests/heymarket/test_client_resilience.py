@@ -24,6 +24,7 @@ from reconciler.core.errors import (
 from reconciler.heymarket import ApiKeyCredentials, HeymarketClient, JwtCredentials
 from reconciler.heymarket.ratelimit import SlidingWindowLimiter
 from tests.fake_clock import FakeClock, highest
+from tests.mock_api import mock_client
 from tests.sandbox_handle import SandboxHandle
 
 
@@ -131,14 +132,7 @@ def test_the_limiter_keeps_a_long_listing_under_the_server_limit() -> None:
         start = options["page"] * options["limit"]
         return httpx.Response(200, json=stored[start : start + options["limit"]])
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(limited_server),
-        requests_per_minute=20,
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    client = mock_client(limited_server, clock, requests_per_minute=20)
     with client:
         contacts = client.list_contacts()
 
@@ -256,13 +250,7 @@ def test_a_server_that_cannot_be_reached_is_reported_after_retries() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(refuse),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    client = mock_client(refuse, clock)
     with client, pytest.raises(TransportError, match="could not reach Heymarket"):
         client.bulk_upsert(creates(1))
     # Nothing reached the server, so even a write is retried (a few times: a server that
@@ -284,13 +272,7 @@ def test_a_write_is_retried_when_the_connection_was_refused_then_succeeds() -> N
         return answer
 
     clock = FakeClock()
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(flaky),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    client = mock_client(flaky, clock)
     with client:
         result = client.bulk_upsert(creates(1))
     assert result.succeeded == [{"id": 1}] and not result.ambiguous
@@ -306,14 +288,7 @@ def test_server_errors_on_reads_back_off_then_report_status_request_id_and_messa
         )
 
     clock = FakeClock()
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(failing),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-    )
+    client = mock_client(failing, clock, uniform=highest)
     with client, pytest.raises(ServerError) as raised:
         client.list_custom_fields()
     assert raised.value.status == 503
@@ -339,12 +314,9 @@ def test_retry_after_as_an_http_date_is_honoured() -> None:
         ]
     )
     clock = FakeClock()
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(lambda request: next(answers)),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
+    client = mock_client(
+        lambda request: next(answers),
+        clock,
         # A local clock far from the server's must not matter.
         wall_clock=lambda: server_now + 3_600,
     )
@@ -469,11 +441,7 @@ def test_an_html_page_instead_of_json_is_a_bad_response_with_status_and_request_
             headers={"Content-Type": "text/html", "X-Request-Id": "req-html"},
         )
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(proxy_page),
-    )
+    client = mock_client(proxy_page)
     with client, pytest.raises(BadResponseError) as raised:
         client.list_contacts()
     assert raised.value.status == status
@@ -485,15 +453,7 @@ def test_an_html_page_instead_of_json_is_a_bad_response_with_status_and_request_
 
 
 def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> HeymarketClient:
-    clock = FakeClock()
-    return HeymarketClient(
-        "https://api.example.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(handler),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-    )
+    return mock_client(handler, FakeClock(), uniform=highest)
 
 
 @pytest.mark.parametrize(
