@@ -1,5 +1,6 @@
-"""A test's handle on the sandbox server: its address, its credentials, and its control
-endpoints (``/_sandbox/...``) for seeding state, injecting faults and counting requests."""
+"""A test's handle on the sandbox server: its address, its credentials, a client of its
+API, and its control endpoints (``/_sandbox/...``) for seeding state, injecting faults and
+counting requests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from reconciler.heymarket import HeymarketClient, credentials_from_env
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,11 @@ class SandboxHandle:
                 "HEYMARKET_SECRET_KEY": self.secret_key,
             }
         return {"HEYMARKET_API_URL": self.url, "HEYMARKET_API_KEY": self.api_key}
+
+    def client(self, *, jwt: bool = False, **options: Any) -> HeymarketClient:
+        """A client of this sandbox, signed in as a CLI run with ``env(jwt=jwt)`` would be;
+        ``options`` are HeymarketClient's (a transport, a clock, page and batch sizes)."""
+        return HeymarketClient(self.url, credentials_from_env(self.env(jwt=jwt)), **options)
 
     def seed(self, contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Preload contacts (API-shaped dicts); returns the stored records."""

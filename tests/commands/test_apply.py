@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,66 +25,16 @@ from reconciler.files.saved_plans import (
 )
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
-from tests.sandbox_handle import SandboxHandle
-
-OWNER = "team-a"
-CONFIG = f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 25\n  max_delete_percent: 50\n"
-WRITE_ROUTES = frozenset(
-    {
-        "POST /v2/contacts",
-        "DELETE /v2/contacts",
-        "POST /v1/contacts/fields",
-        "POST /v1/batch/contacts",
-    }
+from tests.account import (
+    CONFIG,
+    OWNER,
+    by_phone,
+    declare,
+    journal_lines,
+    owned,
+    writes,
 )
-
-
-def writes(sandbox: SandboxHandle) -> dict[str, int]:
-    """The write requests the sandbox received, by route."""
-    by_route: dict[str, int] = sandbox.stats()["by_route"]
-    return {route: count for route, count in by_route.items() if route in WRITE_ROUTES}
-
-
-def contacts_yaml(*contacts: dict[str, Any]) -> str:
-    return json.dumps({"contacts": list(contacts)}, indent=2) + "\n"
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> Path:
-    """A contacts repository in the working directory, pointed at the sandbox."""
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(CONFIG, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-    return tmp_path
-
-
-def declare(project: Path, *contacts: dict[str, Any], name: str = "team.yaml") -> None:
-    (project / "contacts" / name).write_text(contacts_yaml(*contacts), encoding="utf-8")
-
-
-def owned(sandbox: SandboxHandle, *phones: str) -> list[dict[str, Any]]:
-    """Seed contacts that carry this repository's ownership marker."""
-    return sandbox.seed(
-        [
-            {"phone": phone, "first": f"Owned {phone[-2:]}", "custom": {"Managed by": OWNER}}
-            for phone in phones
-        ]
-    )
-
-
-def by_phone(sandbox: SandboxHandle) -> dict[str, dict[str, Any]]:
-    return {record["phone"]: record for record in sandbox.contacts()}
-
-
-def journal_lines(project: Path) -> list[dict[str, Any]]:
-    path = project / ".reconciler" / "journal.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+from tests.sandbox_handle import SandboxHandle
 
 
 def test_apply_then_plan_is_empty(
@@ -321,7 +270,7 @@ def test_a_stale_saved_plan_is_refused(
     if change == "rev":
         # Someone edits the contact in Heymarket after the review.
         record = by_phone(sandbox)["15105550500"]
-        with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as client:
+        with sandbox.client() as client:
             client.bulk_upsert([{"contact_id": record["uuid"], "first": "Edited in the app"}])
     elif change == "desired":
         declare(project, {"phone": "15105550500", "first": "Changed"}, {"phone": "15105550501"})

@@ -19,8 +19,8 @@ import pytest
 
 from reconciler.cli import cli, main
 from reconciler.core.errors import TransportError
-from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
-from tests.heymarket.test_client_resilience import FakeClock, highest
+from tests.fake_clock import FakeClock, highest
+from tests.mock_api import mock_client
 from tests.sandbox_handle import SandboxHandle
 
 
@@ -34,14 +34,7 @@ def test_a_host_that_never_answers_is_given_up_on_within_seconds() -> None:
         connect_timeouts.append(request.extensions["timeout"]["connect"])
         raise httpx.ConnectTimeout("timed out", request=request)
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(unanswered),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-    )
+    client = mock_client(unanswered, clock, uniform=highest)
     with client, pytest.raises(TransportError, match="could not reach Heymarket"):
         client.list_custom_fields()
     worst_case_seconds = sum(connect_timeouts) + sum(clock.slept)
@@ -50,14 +43,14 @@ def test_a_host_that_never_answers_is_given_up_on_within_seconds() -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "contacts" / "a.yaml").write_text(
-        'contacts:\n  - first: Alice\n    phone: "15105551234"\n', encoding="utf-8"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {"contacts/a.yaml": 'contacts:\n  - first: Alice\n    phone: "15105551234"\n'}
+
+
+@pytest.fixture
+def project_env() -> dict[str, str]:
+    """No server: what goes wrong here goes wrong before a request."""
+    return {}
 
 
 def test_a_nan_prune_percentage_is_a_config_error(

@@ -1,7 +1,7 @@
 """`reconciler plan` as users and CI run it, against the sandbox over real HTTP.
 
-Golden files live in tests/golden/plan-command*; regenerate them with
-``UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_plan_command.py`` and review the diff."""
+Its golden files are tests/golden/plan-command*; tests/golden_files.py says how to
+regenerate them."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ from reconciler.desired.loader import load_desired_state
 from reconciler.files.saved_plans import (
     read_saved_plan,
 )
+from tests.account import OWNER
+from tests.golden_files import assert_golden
 from tests.sandbox_handle import SandboxHandle
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = Path(__file__).parents[1] / "golden"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ANSI = "\033["
 # Every route that only reads; plan must call nothing else.
@@ -44,7 +45,6 @@ READ_ROUTES = {
     "POST /v2/contacts/search",
     "POST /v1/contacts/count",
 }
-OWNER = "team-a"
 MARKER = "Managed by"
 
 CONFIG = f"ownership:\n  owner: {OWNER}\n"
@@ -94,34 +94,20 @@ PII = [
 ]  # fmt: skip
 
 
-def assert_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"{path} is missing; create it with UPDATE_GOLDEN=1"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
-
-
 def stable(text: str) -> str:
     """Contact ids are random per sandbox run; everything else in a plan is deterministic."""
     return UUID.sub("<uuid>", text)
 
 
 @pytest.fixture
-def project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle
-) -> SandboxHandle:
-    """A contacts repository in the working directory, the sandbox's URL and API key in the
-    environment, and the live account seeded."""
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "contacts" / "team.yaml").write_text(DESIRED, encoding="utf-8")
-    (tmp_path / "reconciler.yaml").write_text(CONFIG, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    for name in ("NO_COLOR", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
+def project_files() -> dict[str, str]:
+    return {"reconciler.yaml": CONFIG, "contacts/team.yaml": DESIRED}
+
+
+@pytest.fixture
+def project(project: Path, sandbox: SandboxHandle) -> SandboxHandle:
+    """The shared repository declaring DESIRED, and the account seeded with LIVE: what the
+    tests here look at is the sandbox."""
     sandbox.seed(LIVE)
     return sandbox
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from tests.commands.test_apply import OWNER, by_phone, declare, journal_lines, writes
-from tests.commands.test_apply import project as project  # the fixture, shared
+from tests.account import OWNER, by_phone, declare, journal_lines, writes
 from tests.sandbox_handle import SandboxHandle
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from reconciler.cli import main
+from tests.account import OWNER
 from tests.sandbox_handle import SandboxHandle
 
-OWNER = "team-a"
 CONFIG = (
     f"ownership:\n  owner: {OWNER}\n"
     "prune:\n  max_deletes: 25\n  max_delete_percent: 5\n"
@@ -29,13 +29,14 @@ DECLARED_OPTED_OUT = DECLARED[0]
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(CONFIG, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
+def project_files() -> dict[str, str]:
+    return {"reconciler.yaml": CONFIG}
+
+
+@pytest.fixture
+def project(project: Path, sandbox: SandboxHandle) -> Path:
+    """The shared repository, declaring DECLARED, and an account with one contact of each
+    kind a prune must or must not delete."""
     mine = {"Managed by": OWNER}
     sandbox.seed(
         [
@@ -49,10 +50,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHan
     )
     contacts = [{"phone": phone} for phone in DECLARED]
     contacts[1]["first"] = "Renamed"
-    (tmp_path / "contacts" / "team.yaml").write_text(
+    (project / "contacts" / "team.yaml").write_text(
         json.dumps({"contacts": contacts}), encoding="utf-8"
     )
-    return tmp_path
+    return project
 
 
 def uuid_of(sandbox: SandboxHandle, phone: str) -> str:

@@ -30,9 +30,8 @@ from reconciler.execute.backup import backup_line, read_backup
 from reconciler.heymarket.encode import to_upsert_item
 from reconciler.heymarket.parse import parse_live_contact
 from reconciler.render import RenderOptions, render_plan
-from tests.commands.test_apply import OWNER, by_phone, declare
-from tests.commands.test_apply import project as project  # the fixture, shared
-from tests.heymarket.test_client_parse import record
+from tests.account import OWNER, by_phone, declare
+from tests.builders import record
 from tests.sandbox_handle import SandboxHandle
 
 SETTINGS = DiffSettings(marker_field="Managed by", owner=OWNER)

@@ -17,11 +17,14 @@ ALLOWED = "(allowed: phone, first, last, display_name, email, is_opted_out, cust
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "contacts").mkdir()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+def project_env() -> dict[str, str]:
+    """No server: these commands never connect."""
+    return {}
 
 
 def test_valid_desired_state(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

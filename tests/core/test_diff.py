@@ -2,65 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from reconciler.core.diff import DiffSettings, diff
-from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
-from reconciler.core.normalize import CustomValue
+from reconciler.core.model import CustomField, DesiredContact, LiveContact
 from reconciler.core.plan import Delete, FieldValue, Plan, Update
-
-OWNER = "sales-team"
-MARKER = "Managed by"
-MARKER_ID = "900"
-TIER_ID = "901"
-FIELDS = (CustomField(MARKER_ID, MARKER), CustomField(TIER_ID, "Account tier"))
-SETTINGS = DiffSettings(marker_field=MARKER, owner=OWNER)
-OWNED = {MARKER_ID: OWNER}
-
-
-def desired(
-    phone: str,
-    line: int = 1,
-    custom: Mapping[str, CustomValue] | None = None,
-    **fields: Any,
-) -> DesiredContact:
-    return DesiredContact(
-        phone=phone,
-        fields=fields,
-        custom=dict(custom or {}),
-        source=SourceLocation("contacts/team.yaml", line),
-    )
-
-
-def live_contact(
-    phone: str,
-    number: int = 1,
-    custom: Mapping[str, CustomValue] | None = None,
-    **values: Any,
-) -> LiveContact:
-    record: dict[str, Any] = {
-        "first": None,
-        "last": None,
-        "display_name": None,
-        "email": None,
-        "is_opted_out": False,
-    }
-    record.update(values)
-    return LiveContact(
-        id=number,
-        uuid=f"00000000-0000-4000-8000-{number:012d}",
-        phone=phone,
-        custom=dict(OWNED if custom is None else custom),
-        rev=3,
-        updated="2024-05-01T10:00:00Z",
-        raw={"id": number, "phone": phone, **record},
-        **record,
-    )
-
+from tests.builders import FIELDS, MARKER, MARKER_ID, OWNED, OWNER, SETTINGS, TIER_ID
+from tests.builders import declared as desired
+from tests.builders import live as live_contact
 
 Shown = tuple[str, str, dict[str, tuple[FieldValue, FieldValue]]]
 

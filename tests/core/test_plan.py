@@ -14,9 +14,7 @@ from reconciler.core.errors import EXIT_REFUSED, PruneCapExceededError
 from reconciler.core.model import LiveContact
 from reconciler.core.plan import Create, Update, check_prune_caps
 from reconciler.heymarket.encode import to_upsert_item
-from tests.core.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, SETTINGS, TIER_ID
-from tests.core.test_diff import desired as declared
-from tests.core.test_diff import live_contact as live
+from tests.builders import FIELDS, MARKER, MARKER_ID, OWNER, SETTINGS, TIER_ID, declared, live
 
 P1, P2, P3 = "15105550001", "15105550002", "15105550003"
 FIELD_IDS = {MARKER: MARKER_ID, "Account tier": TIER_ID}

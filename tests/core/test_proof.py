@@ -30,9 +30,7 @@ from reconciler.files.saved_plans import (
     read_saved_plan,
     write_saved_plan,
 )
-from tests.core.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID
-from tests.core.test_diff import desired as declared
-from tests.core.test_diff import live_contact as live
+from tests.builders import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID, declared, live
 
 P1, P2, P3, P4 = "15105550001", "15105550002", "15105550003", "15105550004"
 SETTINGS = DiffSettings(MARKER, OWNER, max_delete_percent=100)

@@ -91,14 +91,17 @@ def test_comments_above_a_contact_move_with_it() -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "contacts" / "messy.yaml").write_text(MESSY, encoding="utf-8")
-    (tmp_path / "contacts" / "tidy.yaml").write_text(
-        'contacts:\n  - phone: "15105550100"\n', encoding="utf-8"
-    )
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {
+        "contacts/messy.yaml": MESSY,
+        "contacts/tidy.yaml": 'contacts:\n  - phone: "15105550100"\n',
+    }
+
+
+@pytest.fixture
+def project_env() -> dict[str, str]:
+    """No server: fmt never connects."""
+    return {}
 
 
 def test_check_lists_files_and_changes_nothing(

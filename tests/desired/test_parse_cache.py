@@ -16,11 +16,14 @@ VALID = 'contacts:\n  - phone: "15105551234"\n    first: Alice\n    custom:\n   
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "contacts" / "a.yaml").write_text(VALID, encoding="utf-8")
-    (tmp_path / "contacts" / "b.yaml").write_text('contacts:\n  - phone: "15105550000"\n')
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {"contacts/a.yaml": VALID, "contacts/b.yaml": 'contacts:\n  - phone: "15105550000"\n'}
+
+
+@pytest.fixture
+def project_env() -> dict[str, str]:
+    """No server: loading the desired state never connects."""
+    return {}
 
 
 def entries(cache: Path) -> list[Path]:

@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.account import write_count
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "shared-team"
 MARKER = "Managed by"
 PROMPT = "Only 'yes' will be accepted"
 TIMEOUT_SECONDS = 120.0
-WRITE_ROUTES = frozenset({"POST /v2/contacts", "DELETE /v2/contacts", "POST /v1/contacts/fields"})
 
 
 def _repository(directory: Path, contacts: list[dict[str, Any]]) -> Path:
@@ -61,11 +61,6 @@ def _apply(cwd: Path, sandbox: SandboxHandle, *args: str) -> subprocess.Popen[st
 def _finish(process: subprocess.Popen[str]) -> tuple[int, str]:
     out, err = process.communicate(timeout=TIMEOUT_SECONDS)
     return process.returncode, out + err
-
-
-def _writes(sandbox: SandboxHandle) -> int:
-    by_route: dict[str, int] = sandbox.stats()["by_route"]
-    return sum(count for route, count in by_route.items() if route in WRITE_ROUTES)
 
 
 def _stored(sandbox: SandboxHandle) -> Counter[str]:
@@ -199,7 +194,7 @@ def test_a_second_apply_in_the_same_directory_refuses_or_waits(
         assert code == 1
         assert f"pid {holder.process.pid} (apply)" in output
         assert "holds .reconciler/lock" in output
-        assert _writes(sandbox) == 0
+        assert write_count(sandbox) == 0
 
         # Prepared to wait: it waits for the holder, then finds nothing left to do.
         waiter = _apply(project, sandbox, "--auto-approve", "--lock-timeout", "60")

@@ -37,6 +37,7 @@ from reconciler.commands.context import (
 from reconciler.commands.environment import Environment
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
+from tests.account import journal_lines
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "soak-team"
@@ -46,6 +47,14 @@ PAGE = 100
 # seconds (up to a minute), which a test cannot afford to wait for.
 SLEEP_CAP_SECONDS = 0.02
 MAX_APPLY_RUNS = 3
+
+
+@pytest.fixture
+def project_files() -> dict[str, str]:
+    return {
+        "reconciler.yaml": f"ownership:\n  owner: {OWNER}\napi:\n  requests_per_minute: 100000\n"
+        "prune:\n  max_delete_percent: 100\n"
+    }
 
 
 @dataclass
@@ -118,14 +127,8 @@ def _prepare(
             for phone in account.updates + account.deletes
         ]
     )
-    (project / "contacts").mkdir()
     (project / "contacts" / "team.json.yaml").write_text(
         json.dumps({"contacts": [_declared(phone) for phone in account.declared]}),
-        encoding="utf-8",
-    )
-    (project / "reconciler.yaml").write_text(
-        f"ownership:\n  owner: {OWNER}\napi:\n  requests_per_minute: 100000\n"
-        "prune:\n  max_delete_percent: 100\n",
         encoding="utf-8",
     )
     return account
@@ -223,7 +226,7 @@ def _soak(project: Path, sandbox: SandboxHandle, creates: int, updates: int, del
     with bursts.running():
         for _run in range(MAX_APPLY_RUNS):
             printed.clear()
-            journaled = len(_journal(project))
+            journaled = len(journal_lines(project))
             code = run_apply(
                 request,
                 Environment(
@@ -232,7 +235,7 @@ def _soak(project: Path, sandbox: SandboxHandle, creates: int, updates: int, del
             )
             codes.append(code)
             outputs.append("".join(printed))
-            _every_change_applied_or_reported(_journal(project)[journaled:], printed)
+            _every_change_applied_or_reported(journal_lines(project)[journaled:], printed)
             if code == 0:
                 break
     assert codes[-1] == 0, "".join(printed)
@@ -268,13 +271,6 @@ def _soak(project: Path, sandbox: SandboxHandle, creates: int, updates: int, del
     assert transport.requests <= bound, (transport.requests, bound, transport.statuses)
 
 
-def _journal(project: Path) -> list[dict[str, Any]]:
-    path = project / ".reconciler" / "journal.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
 def _every_change_applied_or_reported(lines: list[dict[str, Any]], printed: list[str]) -> None:
     """Each contact a run wrote or tried to write is in the journal as applied, or the run
     said it failed (``Failed: ...``): nothing is left in silence."""
@@ -283,11 +279,6 @@ def _every_change_applied_or_reported(lines: list[dict[str, Any]], printed: list
     for line in lines:
         if line["phone"] not in settled:
             assert f"Failed: {line['action']} {line['phone']}" in text, (line, text[-2000:])
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return tmp_path
 
 
 def test_a_faulty_day_converges_600_changes(project: Path, sandbox: SandboxHandle) -> None:

@@ -33,7 +33,7 @@ from reconciler.desired.loader import DesiredState, load_desired_state, parse_fi
 from reconciler.heymarket import HeymarketClient
 from reconciler.heymarket.auth import ApiKeyCredentials
 from reconciler.report.console import Console
-from tests.heymarket.test_client_parse import record
+from tests.builders import record
 
 SHOWN_AS = "contacts/fuzz.yaml"
 PROBLEM_LINE = re.compile(r"^contacts/fuzz\.yaml:[1-9]\d*:[1-9]\d*: \S")
@@ -460,13 +460,14 @@ def bad_server(answer: Answer) -> Iterator[_BadServer]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "contacts" / "team.yaml").write_text(VALID_FILE, encoding="utf-8")
-    (tmp_path / "reconciler.yaml").write_text("ownership:\n  owner: team-a\n", encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEYMARKET_API_KEY", "hostile-test-key")
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {"reconciler.yaml": "ownership:\n  owner: team-a\n", "contacts/team.yaml": VALID_FILE}
+
+
+@pytest.fixture
+def project_env() -> dict[str, str]:
+    """A key and no address: each test points the command at its bad server by --api-url."""
+    return {"HEYMARKET_API_KEY": "hostile-test-key"}
 
 
 CLI_ANSWERS = {

@@ -27,8 +27,8 @@ import jwt
 import pytest
 
 from reconciler.cli import main
+from tests.account import OWNER
 
-OWNER = "team-a"
 SECRET_ID = "other-id"
 SECRET_KEY = "other-key-0123456789abcdef0123456789"
 LEGACY_KEY = "legacy-key"
@@ -333,18 +333,21 @@ def other(request: pytest.FixtureRequest) -> Iterator[OtherHttpServer]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other: OtherHttpServer) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"ownership:\n  owner: {OWNER}\napi:\n  requests_per_minute: 100\n"
-        "prune:\n  max_deletes: 50\n  max_delete_percent: 50\n",
-        encoding="utf-8",
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEYMARKET_API_URL", other.url)
-    monkeypatch.setenv("HEYMARKET_SECRET_ID", SECRET_ID)
-    monkeypatch.setenv("HEYMARKET_SECRET_KEY", SECRET_KEY)
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {
+        "reconciler.yaml": f"ownership:\n  owner: {OWNER}\napi:\n  requests_per_minute: 100\n"
+        "prune:\n  max_deletes: 50\n  max_delete_percent: 50\n"
+    }
+
+
+@pytest.fixture
+def project_env(other: OtherHttpServer) -> dict[str, str]:
+    """The other server's address and its JWT pair, instead of the sandbox's."""
+    return {
+        "HEYMARKET_API_URL": other.url,
+        "HEYMARKET_SECRET_ID": SECRET_ID,
+        "HEYMARKET_SECRET_KEY": SECRET_KEY,
+    }
 
 
 def declare(project: Path, contacts: list[dict[str, Any]]) -> None:

@@ -20,21 +20,8 @@ from reconciler.commands.environment import Environment
 from reconciler.core.errors import ReconcilerError
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
+from tests.account import CONFIG, OWNER, live_phones
 from tests.sandbox_handle import SandboxHandle
-
-OWNER = "team-a"
-CONFIG = f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 25\n  max_delete_percent: 50\n"
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(CONFIG, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-    return tmp_path
 
 
 def declare(directory: Path, *phones: str, name: str = "team.yaml") -> None:
@@ -45,10 +32,6 @@ def declare(directory: Path, *phones: str, name: str = "team.yaml") -> None:
 
 def owned(sandbox: SandboxHandle, *phones: str) -> None:
     sandbox.seed([{"phone": phone, "custom": {"Managed by": OWNER}} for phone in phones])
-
-
-def live_phones(sandbox: SandboxHandle) -> set[str]:
-    return {record["phone"] for record in sandbox.contacts()}
 
 
 def test_a_saved_plan_never_deletes_a_contact_protected_since(

@@ -33,8 +33,7 @@ from reconciler.core.errors import ReconcilerError
 from reconciler.core.masking import KnownNames, mask_email, mask_phone, mask_text
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console, OutputFilter
-from tests.commands.test_apply import OWNER, declare, owned
-from tests.commands.test_apply import project as project  # the fixture, shared
+from tests.account import OWNER, declare, owned
 from tests.sandbox_handle import SandboxHandle
 
 SUMMARY = "step-summary.md"
@@ -95,7 +94,7 @@ def test_the_already_gone_note_of_a_prune_is_masked(project: Path, sandbox: Sand
     declare(project, {"phone": "15105552000"})
 
     def meanwhile() -> None:
-        with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as client:
+        with sandbox.client() as client:
             client.bulk_delete([seeded[1]["uuid"]])
 
     console, printed = _console(meanwhile)

@@ -194,11 +194,19 @@ def network_server() -> Iterator[_CountingServer]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "contacts" / "team.yaml").write_text(
-        'contacts:\n  - phone: "15105551234"\n    first: Alice\n', encoding="utf-8"
-    )
+def project_files() -> dict[str, str]:
+    return {"contacts/team.yaml": 'contacts:\n  - phone: "15105551234"\n    first: Alice\n'}
+
+
+@pytest.fixture
+def project_env() -> dict[str, str]:
+    """A key and no address: each command is pointed at its server by --api-url."""
+    return {"HEYMARKET_API_KEY": API_KEY}
+
+
+@pytest.fixture
+def project(project: Path) -> Path:
+    """The shared repository, with a backup of one deleted contact for restore to read."""
     contact = LiveContact(
         id=1,
         uuid="u-1",
@@ -214,11 +222,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         raw={},
     )
     write_backup(
-        tmp_path / "backups", [contact], [], Marker("Managed by", "team-a"), datetime.now(UTC)
+        project / "backups", [contact], [], Marker("Managed by", "team-a"), datetime.now(UTC)
     )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEYMARKET_API_KEY", API_KEY)
-    return tmp_path
+    return project
 
 
 def command_args(command: str, project: Path) -> list[str]:

@@ -10,22 +10,17 @@ from typing import Any
 import pytest
 
 from reconciler.cli import main
+from tests.account import OWNER
 from tests.sandbox_handle import SandboxHandle
-
-OWNER = "team-a"
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 50\n  max_delete_percent: 50\n",
-        encoding="utf-8",
-    )
-    monkeypatch.chdir(tmp_path)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-    return tmp_path
+def project_files() -> dict[str, str]:
+    return {
+        "reconciler.yaml": (
+            f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 50\n  max_delete_percent: 50\n"
+        )
+    }
 
 
 @pytest.mark.parametrize(("page_cap", "bulk_cap"), [(7, 9), (1, 3), (250, 250)])

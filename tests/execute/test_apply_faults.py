@@ -23,8 +23,7 @@ from reconciler.commands.context import Settings
 from reconciler.commands.environment import Environment
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
-from tests.commands.test_apply import OWNER, by_phone, declare, journal_lines, owned, writes
-from tests.commands.test_apply import project as project  # the fixture, shared
+from tests.account import OWNER, by_phone, declare, journal_lines, owned, writes
 from tests.sandbox_handle import SandboxHandle
 
 
@@ -56,7 +55,7 @@ def test_refused_contacts_are_reported_and_the_rest_applied(
     def meanwhile() -> None:
         # While the prompt waits, someone deletes one contact and adds another in the app.
         record = by_phone(sandbox)["15105551000"]
-        with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as client:
+        with sandbox.client() as client:
             client.bulk_delete([record["uuid"]])
         sandbox.seed([{"phone": "15105551002", "first": "From the app"}])
 

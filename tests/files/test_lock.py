@@ -14,8 +14,7 @@ import pytest
 from reconciler.cli import main
 from reconciler.core.errors import LockHeldError
 from reconciler.files.lock import exclusive_lock
-from tests.commands.test_apply import declare
-from tests.commands.test_apply import project as project  # the fixture, shared
+from tests.account import declare
 from tests.sandbox_handle import SandboxHandle
 
 

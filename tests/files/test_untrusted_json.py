@@ -38,14 +38,13 @@ from reconciler.files.saved_plans import (
     read_saved_plan,
 )
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
-from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.heymarket.parse import parse_live_contact
 from reconciler.live.snapshot import _read as read_snapshot
 from reconciler.live.snapshot import _write as write_snapshot
 from reconciler.live.snapshot import read_live_state, snapshot_path
 from reconciler.sandbox.server import load_seed_file
 from reconciler.sandbox.store import ContactStore, DamagedStoreError
-from tests.heymarket.test_client_parse import record
+from tests.builders import record
 from tests.sandbox_handle import SandboxHandle
 
 PACKAGE = Path(__file__).parents[2] / "reconciler"
@@ -166,7 +165,7 @@ def test_a_snapshot_nested_too_deep_is_ignored_and_the_account_listed_in_full(
     sandbox: SandboxHandle, tmp_path: Path, line: int
 ) -> None:
     sandbox.seed([{"phone": f"1510555000{n}", "first": f"F{n}"} for n in range(3)])
-    with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as client:
+    with sandbox.client() as client:
         assert read_live_state(client, tmp_path).how == "full"
         path = snapshot_path(tmp_path, client.base_url)
         lines = path.read_text(encoding="utf-8").splitlines()

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
 from tests.sandbox_handle import SandboxHandle
-
-
-def client_for(sandbox: SandboxHandle, **options: Any) -> HeymarketClient:
-    return HeymarketClient(sandbox.url, ApiKeyCredentials(sandbox.api_key), **options)
 
 
 def create(phone: str, **fields: Any) -> dict[str, Any]:
@@ -30,7 +25,7 @@ def test_bulk_upsert_creates_updates_and_reports_each_refusal_with_its_reason(
         create("12", first="Too short"),
         create("15105550001", first="Duplicate"),
     ]
-    with client_for(sandbox) as client:
+    with sandbox.client() as client:
         result = client.bulk_upsert(items)
 
     # Each answer entry comes out typed: the canonical phone and uuid it names (an invalid
@@ -53,7 +48,7 @@ def test_search_by_phones_batches_and_returns_each_existing_contact_once(
 ) -> None:
     phones = [f"1212555{n:04d}" for n in range(230)]
     sandbox.seed([{"phone": phone} for phone in phones[:200]])
-    with client_for(sandbox) as client:
+    with sandbox.client() as client:
         found = client.search_by_phones([*phones, *phones[:10]])
         requests = client.request_count
 
@@ -64,7 +59,7 @@ def test_search_by_phones_batches_and_returns_each_existing_contact_once(
 def test_count_and_custom_fields(sandbox: SandboxHandle) -> None:
     sandbox.seed([{"phone": f"1313555{n:04d}"} for n in range(7)])
     ids = sandbox.create_fields(["Account tier"])
-    with client_for(sandbox) as client:
+    with sandbox.client() as client:
         assert client.count() == 7
         created = client.create_custom_fields(["Managed by", "Account tier"])
         listed = client.list_custom_fields()
@@ -92,7 +87,7 @@ def test_listed_contacts_carry_every_managed_field(sandbox: SandboxHandle) -> No
             }
         ]
     )
-    with client_for(sandbox) as client:
+    with sandbox.client() as client:
         [contact] = client.list_contacts()
 
     assert (contact.phone, contact.first, contact.last) == ("14155550100", "Alice", "Smith")
@@ -105,7 +100,7 @@ def test_listed_contacts_carry_every_managed_field(sandbox: SandboxHandle) -> No
 
 def test_on_request_sees_every_request_sent(sandbox: SandboxHandle) -> None:
     sent: list[tuple[str, str]] = []
-    with client_for(sandbox, on_request=lambda method, path: sent.append((method, path))) as client:
+    with sandbox.client(on_request=lambda method, path: sent.append((method, path))) as client:
         client.count()
         client.bulk_delete(["no-such-uuid"])
     assert sent == [("POST", "/v1/contacts/count"), ("DELETE", "/v2/contacts")]

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.core.errors import BadResponseError
-from reconciler.heymarket import ApiKeyCredentials, HeymarketClient
+from reconciler.heymarket import HeymarketClient
+from tests.mock_api import mock_client
 from tests.sandbox_handle import SandboxHandle
 
 BASE_TIME = datetime(2025, 3, 1, tzinfo=UTC)
@@ -34,7 +35,7 @@ def phone(number: int) -> str:
 
 def sandbox_client(sandbox: SandboxHandle, **options: Any) -> HeymarketClient:
     options.setdefault("requests_per_minute", 100_000)
-    return HeymarketClient(sandbox.url, ApiKeyCredentials(sandbox.api_key), **options)
+    return sandbox.client(**options)
 
 
 def ten_thousand_with_a_shared_second() -> list[dict[str, Any]]:
@@ -197,13 +198,7 @@ class MemoryAccount:
 
 
 def memory_client(account: MemoryAccount, page_size: int = 100) -> HeymarketClient:
-    return HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(account.handle),
-        page_size=page_size,
-        requests_per_minute=1_000_000,
-    )
+    return mock_client(account.handle, page_size=page_size, requests_per_minute=1_000_000)
 
 
 def test_a_page_cap_of_37_with_runs_of_shared_seconds_lists_each_contact_once() -> None:
@@ -296,11 +291,7 @@ def test_a_server_that_ignores_page_is_reported_not_looped_on() -> None:
     def same_page_always(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=records, headers={"X-Request-Id": "req-7"})
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(same_page_always),
-    )
+    client = mock_client(same_page_always)
     with client, pytest.raises(BadResponseError, match="ignore `page`"):
         client.list_contacts()
     assert client.request_count == 2

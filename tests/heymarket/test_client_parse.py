@@ -15,24 +15,7 @@ from reconciler.heymarket.parse import (
     parse_delete_answer,
     parse_live_contact,
 )
-
-
-def record(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": 42,
-        "uuid": "5b1c-uuid",
-        "phone": "15105551234",
-        "first": "Alice",
-        "last": "Smith",
-        "display_name": "Alice Smith",
-        "email": "alice@example.com",
-        "is_opted_out": False,
-        "custom": {"7": "gold"},
-        "rev": 3,
-        "updated": "2025-03-01T12:00:00Z",
-    }
-    base.update(changes)
-    return {key: value for key, value in base.items() if value is not ...}
+from tests.builders import record
 
 
 def test_a_full_record_becomes_a_live_contact_keeping_the_raw_record() -> None:

@@ -28,43 +28,14 @@ from reconciler.heymarket import (
     StoredContact,
 )
 from reconciler.heymarket.ratelimit import SlidingWindowLimiter
+from tests.fake_clock import FakeClock, highest
+from tests.mock_api import mock_client
 from tests.sandbox_handle import SandboxHandle
-
-
-class FakeClock:
-    """Monotonic time that only moves when the client sleeps: minutes of backoff in no time."""
-
-    def __init__(self, on_sleep: Callable[[float], object] | None = None) -> None:
-        self.now = 1_000.0
-        self.slept: list[float] = []
-        self._on_sleep = on_sleep
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.slept.append(seconds)
-        self.now += seconds
-        if self._on_sleep is not None:
-            self._on_sleep(seconds)
-
-
-def highest(low: float, high: float) -> float:
-    """Full jitter at its upper end, so backoff sums are predictable."""
-    return high
 
 
 def client_for(sandbox: SandboxHandle, clock: FakeClock, **options: Any) -> HeymarketClient:
     options.setdefault("requests_per_minute", 100_000)
-    return HeymarketClient(
-        sandbox.url,
-        ApiKeyCredentials(sandbox.api_key),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-        **options,
-    )
+    return sandbox.client(clock=clock.monotonic, sleep=clock.sleep, uniform=highest, **options)
 
 
 def seed_contacts(sandbox: SandboxHandle, count: int) -> list[dict[str, Any]]:
@@ -166,14 +137,7 @@ def test_the_limiter_keeps_a_long_listing_under_the_server_limit() -> None:
         start = options["page"] * options["limit"]
         return httpx.Response(200, json=stored[start : start + options["limit"]])
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(limited_server),
-        requests_per_minute=20,
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    client = mock_client(limited_server, clock, requests_per_minute=20)
     with client:
         contacts = client.list_contacts()
 
@@ -291,13 +255,7 @@ def test_a_server_that_cannot_be_reached_is_reported_after_retries() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(refuse),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    client = mock_client(refuse, clock)
     with client, pytest.raises(TransportError, match="could not reach Heymarket"):
         client.bulk_upsert(creates(1))
     # Nothing reached the server, so even a write is retried (a few times: a server that
@@ -319,13 +277,7 @@ def test_a_write_is_retried_when_the_connection_was_refused_then_succeeds() -> N
         return answer
 
     clock = FakeClock()
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(flaky),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    client = mock_client(flaky, clock)
     with client:
         result = client.bulk_upsert(creates(1))
     # The answer names neither a phone nor a uuid: stored, as it says, under nothing known.
@@ -342,14 +294,7 @@ def test_server_errors_on_reads_back_off_then_report_status_request_id_and_messa
         )
 
     clock = FakeClock()
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(failing),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-    )
+    client = mock_client(failing, clock, uniform=highest)
     with client, pytest.raises(ServerError) as raised:
         client.list_custom_fields()
     assert raised.value.status == 503
@@ -375,12 +320,9 @@ def test_retry_after_as_an_http_date_is_honoured() -> None:
         ]
     )
     clock = FakeClock()
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(lambda request: next(answers)),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
+    client = mock_client(
+        lambda request: next(answers),
+        clock,
         # A local clock far from the server's must not matter.
         wall_clock=lambda: server_now + 3_600,
     )
@@ -505,11 +447,7 @@ def test_an_html_page_instead_of_json_is_a_bad_response_with_status_and_request_
             headers={"Content-Type": "text/html", "X-Request-Id": "req-html"},
         )
 
-    client = HeymarketClient(
-        "https://heymarket.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(proxy_page),
-    )
+    client = mock_client(proxy_page)
     with client, pytest.raises(BadResponseError) as raised:
         client.list_contacts()
     assert raised.value.status == status
@@ -521,15 +459,7 @@ def test_an_html_page_instead_of_json_is_a_bad_response_with_status_and_request_
 
 
 def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> HeymarketClient:
-    clock = FakeClock()
-    return HeymarketClient(
-        "https://api.example.test",
-        ApiKeyCredentials("key"),
-        transport=httpx.MockTransport(handler),
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        uniform=highest,
-    )
+    return mock_client(handler, FakeClock(), uniform=highest)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def seeded(sandbox: SandboxHandle, count: int, **extra: Any) -> list[dict[str, A
 
 @pytest.fixture
 def client(sandbox: SandboxHandle) -> Iterator[HeymarketClient]:
-    with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as api:
+    with sandbox.client() as api:
         yield api
 
 
@@ -47,7 +47,7 @@ def state_of(contacts: list[LiveContact]) -> list[tuple[Any, ...]]:
 
 
 def full_listing(sandbox: SandboxHandle) -> list[tuple[Any, ...]]:
-    with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as fresh:
+    with sandbox.client() as fresh:
         return state_of(fresh.list_contacts())
 
 
@@ -216,7 +216,7 @@ def test_snapshot_is_private_and_holds_no_credential(
 ) -> None:
     seeded(sandbox, 2)
     for jwt in (False, True):
-        with HeymarketClient(sandbox.url, credentials_from_env(sandbox.env(jwt=jwt))) as api:
+        with sandbox.client(jwt=jwt) as api:
             read_live_state(api, tmp_path, "auto")
     path = snapshot_path(tmp_path, sandbox.url)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -233,9 +233,7 @@ def test_a_listing_at_the_servers_rate_limit_gets_no_429(
 ) -> None:
     sandbox.set_faults(rate_limit=30, page_cap=5)
     seeded(sandbox, 145)  # 29 full pages + the empty page that ends the listing = 30
-    with HeymarketClient(
-        sandbox.url,
-        credentials_from_env(sandbox.env()),
+    with sandbox.client(
         requests_per_minute=30,
         max_retry_wait=0,  # a single 429 would fail the listing
     ) as api:

@@ -53,6 +53,7 @@ from reconciler.files.saved_plans import (
     write_saved_plan,
 )
 from reconciler.report.console import Console
+from tests.account import write_count
 from tests.sandbox_handle import SandboxHandle
 
 settings.register_profile(
@@ -76,7 +77,6 @@ PHONES = tuple(f"1510555{n:04d}" for n in range(10))
 DEFAULT_MAX_DELETES = 25
 DEFAULT_MAX_PERCENT = 5.0
 RAISED_MAX_PERCENT = 100.0
-WRITE_ROUTES = frozenset({"POST /v2/contacts", "DELETE /v2/contacts", "POST /v1/contacts/fields"})
 
 # Pieces that YAML would read as something else than text if written carelessly, and unicode.
 TOKENS = (
@@ -248,11 +248,6 @@ def _quiet_console() -> tuple[Console, list[str]]:
     return Console(out=printed.append, err=printed.append, ask=lambda _q: "no"), printed
 
 
-def _writes(sandbox: SandboxHandle) -> int:
-    by_route: dict[str, int] = sandbox.stats()["by_route"]
-    return sum(count for route, count in by_route.items() if route in WRITE_ROUTES)
-
-
 def _owner_of(record: dict[str, Any], marker_id: str) -> str | None:
     value = record.get("custom", {}).get(marker_id)
     return str(value).strip() if value is not None else None
@@ -294,7 +289,7 @@ def test_apply_converges_and_prunes_only_what_it_owns(
         if over_default:
             with pytest.raises(PruneCapExceededError):
                 run_apply(request, Environment(environ=environ, cwd=project, console=console))
-            assert _writes(sandbox) == 0
+            assert write_count(sandbox) == 0
         else:
             code = run_apply(request, Environment(environ=environ, cwd=project, console=console))
             assert code == (1 if first_plan.has_errors else 0), "".join(printed)

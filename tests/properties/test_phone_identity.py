@@ -33,32 +33,16 @@ from reconciler.execute import Executor
 from reconciler.execute.journal import Journal
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console, GracefulInterrupt
+from tests.account import OWNER, live_phones
 from tests.sandbox_handle import SandboxHandle
 
-OWNER = "team-a"
-CONFIG = f"ownership:\n  owner: {OWNER}\nprune:\n  max_deletes: 25\n  max_delete_percent: 50\n"
 PHONE = "14155550101"
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> Path:
-    (tmp_path / "contacts").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(CONFIG, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-    return tmp_path
 
 
 def owned_account(sandbox: SandboxHandle, count: int = 30) -> list[str]:
     phones = [PHONE, *(f"1415555{n:04d}" for n in range(200, 200 + count - 1))]
     sandbox.seed([{"phone": phone, "custom": {"Managed by": OWNER}} for phone in phones])
     return phones
-
-
-def live_phones(sandbox: SandboxHandle) -> set[str]:
-    return {record["phone"] for record in sandbox.contacts()}
 
 
 @pytest.mark.parametrize(
@@ -293,7 +277,7 @@ def test_prune_itself_refuses_a_delete_of_a_declared_phone(
     printed: list[str] = []
     console = Console(out=printed.append, err=printed.append, ask=input)
     with (
-        HeymarketClient(sandbox.url, credentials_from_env(sandbox.env())) as client,
+        sandbox.client() as client,
         Journal(project / "journal.jsonl") as journal,
     ):
         live = client.search_by_phones(phones)

@@ -1,14 +1,10 @@
-"""Plan renderings: text, markdown and json, plain and masked.
-
-Golden files live in tests/golden/; after an intended change of the output, regenerate them
-with ``UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_render.py`` and review the diff."""
+"""Plan renderings: text, markdown and json, plain and masked, against the golden files
+in tests/golden/ (tests/golden_files.py says how to regenerate them)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -17,22 +13,11 @@ from reconciler.core.masking import mask_email, mask_name, mask_phone
 from reconciler.core.plan import Plan
 from reconciler.render import FORMATS, RenderOptions, render_plan
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT
-from tests.core.test_diff import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID
-from tests.core.test_diff import desired as declared
-from tests.core.test_diff import live_contact as live
+from tests.builders import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID, declared, live
+from tests.golden_files import assert_golden
 
-GOLDEN = Path(__file__).parents[1] / "golden"
 SETTINGS = DiffSettings(MARKER, OWNER, max_delete_percent=100)
 ANSI = re.compile("\033\\[")
-
-
-def assert_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"{path} is missing; create it with UPDATE_GOLDEN=1"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
 
 
 def sample_plan() -> Plan:
