@@ -35,11 +35,12 @@ from reconciler.core.masking import contact_names
 from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
 from reconciler.core.ownership import FieldIndex, Marker, Ownership
-from reconciler.desired.canonical import contacts_text, writable
+from reconciler.desired.canonical import contacts_text
 from reconciler.desired.loader import (
     contact_files,
 )
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
+from reconciler.desired.yaml_text import writable
 from reconciler.files.atomic import write_atomically
 from reconciler.files.paths import display_path
 
