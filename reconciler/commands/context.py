@@ -77,7 +77,7 @@ def resolve_settings(
     cwd: Path,
 ) -> Settings:
     """Flags win over the environment, which wins over reconciler.yaml, which wins over the
-    defaults (DESIGN.md: HEYMARKET_API_URL overrides the config's api.url)."""
+    defaults (HEYMARKET_API_URL overrides the config's api.url)."""
     config = load_config(config_file, cwd)
     url = api_url or environ.get(API_URL_VARIABLE, "").strip() or config.api.url
     # --contacts is relative to the working directory the command was given, not the process's.

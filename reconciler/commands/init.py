@@ -54,7 +54,7 @@ def workflow_template(name: str) -> str:
 
 
 def default_owner(directory: Path) -> str:
-    """The ownership value for a repository in ``directory``: its name, as DESIGN.md's
+    """The ownership value for a repository in ``directory``: its name, as the contract's
     default for ``ownership.owner`` is."""
     return directory.resolve().name or _FALLBACK_OWNER
 

@@ -4,7 +4,7 @@ Pure and linear: contacts are matched through dicts keyed by phone (the identity
 values are compared field by field after the normalisation the server applies, so a plan
 made right after an apply is empty.
 
-Rules (DESIGN.md):
+Rules (ARCHITECTURE.md, "The external contract"):
 - a field absent from the declaration is not managed; present with ``None`` means clear it;
 - custom fields are declared by title and resolved to ids here; a title the account lacks
   goes into ``fields_to_create``;

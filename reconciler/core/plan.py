@@ -260,7 +260,7 @@ class Plan:
         )
 
     def to_json_dict(self) -> dict[str, Any]:
-        """DESIGN.md's JSON plan; key order and change order are stable."""
+        """The contract's JSON plan (ARCHITECTURE.md); key order and change order are stable."""
         return {
             "format_version": FORMAT_VERSION,
             "summary": self.summary.to_json_dict(),

@@ -1,4 +1,4 @@
-"""The diff rules of DESIGN.md, one table row each."""
+"""The diff rules of the contract (ARCHITECTURE.md), one table row each."""
 
 from __future__ import annotations
 
