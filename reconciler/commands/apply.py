@@ -1,6 +1,7 @@
 """``reconciler apply``: execute a plan against the live account, carefully.
 
-The order of a run is the contract (ARCHITECTURE.md, "The safety model for deletes" and "Apply semantics"):
+The order of a run is the contract (ARCHITECTURE.md, "The safety model for deletes" and
+"Apply semantics"):
 
 1. take ``.reconciler/lock``; load the configuration and the desired state (an error there:
    exit 1, no request made);

@@ -173,7 +173,7 @@ def test_item_for_a_field_not_created_yet_is_refused() -> None:
 
 
 def _store_the_way_the_server_does(contact: LiveContact, item: dict[str, Any]) -> LiveContact:
-    """DESIGN's ASSUMED partial update: only the fields sent change, custom merges per key,
+    """The API page's assumed partial update: only the fields sent change, custom merges per key,
     and text is stored trimmed (what the normaliser expects)."""
     values: dict[str, Any] = {}
     for name in ("first", "last", "display_name", "email", "is_opted_out"):
