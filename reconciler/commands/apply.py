@@ -5,8 +5,9 @@ The order of a run is the contract (ARCHITECTURE.md, "The safety model for delet
 
 1. take ``.reconciler/lock``; load the configuration and the desired state (an error there:
    exit 1, no request made);
-2. plan afresh, or read a saved plan and prove it is still fresh (desired-state digest, then
-   the ``rev``/``updated`` of every contact it touches): stale -> exit 3, nothing written;
+2. read the live account and derive the plan; with a saved plan file, prove the file's
+   changes equal the derived ones (``core.proof``): any difference -> exit 3, nothing
+   written, and the derived plan is what runs;
 3. with ``--prune``, check the caps: over one -> exit 3, nothing written at all;
 4. show the plan; ask for ``yes`` unless ``--auto-approve`` (no terminal: exit 3);
 5. create the missing custom fields, then creates and updates in full batches; a batch whose
