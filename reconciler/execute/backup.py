@@ -20,6 +20,7 @@ from reconciler.core.errors import BackupError, BadResponseError
 from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text
 from reconciler.core.ownership import FieldIndex, Marker
+from reconciler.core.phones import is_canonical_phone
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
 from reconciler.heymarket.parse import parse_live_contact
 
@@ -142,6 +143,9 @@ def _parse_line(path: Path, number: int, text: str) -> BackupRecord:
         contact = parse_live_contact(document.get("record"))
     except BadResponseError as error:
         raise _line_error(path, number, f"`record` is damaged ({error})") from None
+    if not is_canonical_phone(contact.phone):
+        # Restored, it would be a contact no declaration can ever match.
+        raise _line_error(path, number, f"the phone {contact.phone!a} is not a phone number")
     return BackupRecord(contact, dict(custom), Marker(marker["field"], marker["owner"]), number)
 
 

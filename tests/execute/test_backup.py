@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.cli import main
 from reconciler.core.errors import BackupError
 from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.ownership import Marker
-from reconciler.execute.backup import read_backup, write_backup
+from reconciler.execute.backup import backup_line, read_backup, write_backup
+from reconciler.heymarket.parse import parse_live_contact
+from tests.builders import record
 
 MARKER = Marker("Managed by", "team-a")
 FIELDS = [CustomField("1", "Managed by"), CustomField("2", "Tier")]
@@ -111,3 +114,19 @@ def test_a_damaged_line_names_itself(tmp_path: Path, line: str, message: str) ->
 def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="no backup file at"):
         read_backup(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize("phone", ["14155550101\n", "1415555010x", "+1 415 555 0101 ext 2"])
+def test_a_backup_line_whose_phone_is_not_a_phone_is_a_located_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], phone: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    backup = tmp_path / "prune.jsonl"
+    line = json.loads(backup_line(parse_live_contact(record()), {"7": "Tier"}, MARKER))
+    line["record"]["phone"] = phone
+    line["phone"] = phone
+    backup.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    assert main(["restore", str(backup), "--auto-approve"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {backup}:1: the phone ") and "is not a phone number" in err
+    assert err.count("\n") == 1
