@@ -55,16 +55,15 @@ from reconciler.core.proof import (
     provenance_differences,
 )
 from reconciler.execute import Executor, Tally
-from reconciler.execute.journal import JOURNAL_FILE, Journal
+from reconciler.execute.executor import executing
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.files.saved_plans import (
-    current_git_commit,
     current_provenance,
     read_saved_plan,
 )
 from reconciler.live.snapshot import Refresh
 from reconciler.render import RenderOptions, render_plan
-from reconciler.report.console import Console, GracefulInterrupt, confirm
+from reconciler.report.console import Console, confirm
 from reconciler.report.github import STEP_SUMMARY_VARIABLE, append_step_summary
 
 # --- apply -------------------------------------------------------------------------------
@@ -244,29 +243,22 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
         if saved is None:
             confirm(console, auto_approve=request.auto_approve)
 
-        with Journal(cwd / JOURNAL_FILE) as journal:
-            interrupt = GracefulInterrupt(console)
-            executor = Executor(
-                client,
-                console,
-                journal,
-                interrupt,
-                command="apply",
-                started_at=started_at,
-                git_commit=current_git_commit(cwd),
-                fields=fields,
-                desired={contact.phone: contact for contact in desired.contacts},
-                settings=diff_settings,
-                cwd=cwd,
-            )
+        with executing(
+            client,
+            console,
+            command="apply",
+            started_at=started_at,
+            fields=fields,
+            desired={contact.phone: contact for contact in desired.contacts},
+            settings=diff_settings,
+            cwd=cwd,
+        ) as executor:
             try:
-                with interrupt.installed():
-                    _execute(executor, plan, settings, request)
+                _execute(executor, plan, settings, request)
             except ApplyInterruptedError:
                 console.end_progress()
                 _report(executor.tally, console, mask=mask, verb="Apply", state="interrupted")
                 raise
-            console.end_progress()
     tally = executor.tally
     _report(tally, console, mask=mask, verb="Apply")
     warning = _step_summary(tally, env.environ, console.screen, mask=mask, verb="Apply")

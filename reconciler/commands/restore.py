@@ -25,15 +25,11 @@ from reconciler.core.masking import contact_names, mask_phone
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
 from reconciler.core.ownership import Marker
 from reconciler.core.plan import Create
-from reconciler.execute import Executor
 from reconciler.execute.backup import BackupRecord, read_backup
-from reconciler.execute.journal import JOURNAL_FILE, Journal
+from reconciler.execute.executor import executing
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
-from reconciler.files.saved_plans import (
-    current_git_commit,
-)
 from reconciler.render import RenderOptions, render_plan
-from reconciler.report.console import GracefulInterrupt, confirm
+from reconciler.report.console import confirm
 
 HISTORY_NOTICE = (
     "Conversation history cannot be restored: Heymarket deleted it with the contacts. "
@@ -128,25 +124,19 @@ def _restore_locked(request: RestoreRequest, env: Environment, started_at: datet
         confirm(console, auto_approve=request.auto_approve, what="restore")
 
         creates: list[Create] = list(plan.creates)
-        with Journal(cwd / JOURNAL_FILE) as journal:
-            interrupt = GracefulInterrupt(console)
-            executor = Executor(
-                client,
-                console,
-                journal,
-                interrupt,
-                command="restore",
-                started_at=started_at,
-                git_commit=current_git_commit(cwd),
-                fields=fields,
-                desired={contact.phone: contact for contact in to_restore},
-                settings=diff_settings,
-                cwd=cwd,
-            )
+        with executing(
+            client,
+            console,
+            command="restore",
+            started_at=started_at,
+            fields=fields,
+            desired={contact.phone: contact for contact in to_restore},
+            settings=diff_settings,
+            cwd=cwd,
+        ) as executor:
             try:
-                with interrupt.installed():
-                    executor.ensure_fields(creates, marker)
-                    executor.write(creates, marker)
+                executor.ensure_fields(creates, marker)
+                executor.write(creates, marker)
             finally:
                 console.end_progress()
                 tally = executor.tally

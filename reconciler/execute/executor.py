@@ -3,7 +3,8 @@ creates and updates, then (apply --prune only) deletes, all journaled by one rec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from reconciler.core.model import CustomField, DesiredContact
 from reconciler.core.ownership import Marker
 from reconciler.core.plan import Create, Delete, Update
 from reconciler.execute.fields import ensure_fields
-from reconciler.execute.journal import Journal
+from reconciler.execute.journal import JOURNAL_FILE, Journal
 from reconciler.execute.prune import Pruner
 from reconciler.execute.recorder import Recorder, Tally
 from reconciler.execute.upsert import Upserter
+from reconciler.files.saved_plans import current_git_commit
 from reconciler.heymarket import HeymarketClient
 from reconciler.report.console import Console, GracefulInterrupt
 
@@ -72,3 +74,39 @@ class Executor:
     def prune(self, deletes: Sequence[Delete], backup_dir: Path, marker: Marker) -> None:
         """Delete the plan's contacts, each re-read, backed up, and verified gone."""
         self.pruner.prune(deletes, backup_dir, marker, self.fields, self.upserted_phones)
+
+
+@contextmanager
+def executing(
+    client: HeymarketClient,
+    console: Console,
+    *,
+    command: str,
+    started_at: datetime,
+    fields: Sequence[CustomField],
+    desired: Mapping[str, DesiredContact],
+    settings: DiffSettings,
+    cwd: Path,
+) -> Iterator[Executor]:
+    """An executor with its journal open and Ctrl-C deferred to the end of the batch in
+    flight; the progress line is ended however the block ends."""
+    with Journal(cwd / JOURNAL_FILE) as journal:
+        interrupt = GracefulInterrupt(console)
+        executor = Executor(
+            client,
+            console,
+            journal,
+            interrupt,
+            command=command,
+            started_at=started_at,
+            git_commit=current_git_commit(cwd),
+            fields=fields,
+            desired=desired,
+            settings=settings,
+            cwd=cwd,
+        )
+        try:
+            with interrupt.installed():
+                yield executor
+        finally:
+            console.end_progress()
