@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,34 @@ from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
 from tests.account import CONFIG, OWNER, live_phones
 from tests.sandbox_handle import SandboxHandle
+
+
+def rate_limited_after_the_second(
+    sandbox: SandboxHandle, method: str, path: str
+) -> Callable[[Settings, Mapping[str, str], bool], HeymarketClient]:
+    """A connect hook whose client sees the rate limit switched on as its second request to
+    ``method path`` is sent, and off again once another request follows, with too little
+    patience to outlast it: that request fails after the server acted on the first."""
+    sent = 0
+
+    def on_request(request_method: str, request_path: str) -> None:
+        nonlocal sent
+        if (request_method, request_path) == (method, path):
+            sent += 1
+            if sent == 2:
+                sandbox.set_faults(rate_limit=1)
+        elif sent >= 2:
+            sandbox.set_faults(rate_limit=0)
+
+    def connect(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
+        return HeymarketClient(
+            settings.api_url,
+            credentials_from_env(environ),
+            on_request=on_request,
+            max_retry_wait=0.2,
+        )
+
+    return connect
 
 
 def declare(directory: Path, *phones: str, name: str = "team.yaml") -> None:
@@ -109,24 +137,7 @@ def test_deletes_done_before_a_batch_fails_midway_are_journaled(
     # The server takes two deletes at a time, so the client splits the batch of three; the
     # first half goes through, then the rate limit outlasts the client's patience.
     sandbox.set_faults(bulk_cap=2)
-    deletes_sent = 0
-
-    def on_request(method: str, path: str) -> None:
-        nonlocal deletes_sent
-        if method == "DELETE":
-            deletes_sent += 1
-            if deletes_sent == 2:
-                sandbox.set_faults(rate_limit=1)
-        elif deletes_sent >= 2:
-            sandbox.set_faults(rate_limit=0)
-
-    def connect(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
-        return HeymarketClient(
-            settings.api_url,
-            credentials_from_env(environ),
-            on_request=on_request,
-            max_retry_wait=0.2,
-        )
+    connect = rate_limited_after_the_second(sandbox, "DELETE", "/v2/contacts")
 
     printed: list[str] = []
     console = Console(out=printed.append, err=printed.append, ask=input, stdin_is_tty=False)
@@ -185,24 +196,7 @@ def test_creates_done_before_a_batch_fails_midway_are_journaled_and_nothing_more
     # The server takes two contacts a write, so the client splits the batch of three; the
     # first half is written, then the rate limit outlasts the client's patience.
     sandbox.set_faults(bulk_cap=2)
-    writes_sent = 0
-
-    def on_request(method: str, path: str) -> None:
-        nonlocal writes_sent
-        if (method, path) == ("POST", "/v2/contacts"):
-            writes_sent += 1
-            if writes_sent == 2:
-                sandbox.set_faults(rate_limit=1)
-        elif writes_sent >= 2:
-            sandbox.set_faults(rate_limit=0)
-
-    def connect(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
-        return HeymarketClient(
-            settings.api_url,
-            credentials_from_env(environ),
-            on_request=on_request,
-            max_retry_wait=0.2,
-        )
+    connect = rate_limited_after_the_second(sandbox, "POST", "/v2/contacts")
 
     console = Console(out=print, err=print, ask=input, stdin_is_tty=False)
     with pytest.raises(ReconcilerError):
