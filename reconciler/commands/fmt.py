@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.commands.context import report_problem_lines
+from reconciler.commands.context import open_settings, report_problem_lines
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError
 from reconciler.desired.canonical import format_directory
-from reconciler.desired.config import load_config
 
 NOTHING_FORMATTED = "Nothing was formatted: fix the problems above first."
 
@@ -28,8 +27,10 @@ def run(request: FmtRequest, env: Environment) -> int:
     console = env.console
     check = request.check
     try:
-        config = load_config(request.config_file, env.cwd)
-        result = format_directory(request.contacts_dir or config.contacts, env.cwd, check=check)
+        settings = open_settings(
+            env, config_file=request.config_file, contacts_dir=request.contacts_dir
+        )
+        result = format_directory(settings.contacts_dir, env.cwd, check=check)
     except DesiredStateError as error:
         if not error.problems:
             raise

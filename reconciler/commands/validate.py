@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.commands.context import report_problem_lines
+from reconciler.commands.context import open_settings, report_problem_lines
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError
-from reconciler.desired.config import load_config
 from reconciler.desired.loader import load_desired_state
 from reconciler.report.github import problem_count, wants_github_annotations
 
@@ -30,8 +29,11 @@ def run(request: ValidateRequest, env: Environment) -> int:
     console = env.console
     github = wants_github_annotations(request.output_format, env.environ)
     try:
-        config = load_config(request.config_file, env.cwd)
-        state = load_desired_state(request.contacts_dir or config.contacts, env.cwd)
+        # Masking follows output.mask_pii here too: a problem can quote a phone or email.
+        settings = open_settings(
+            env, config_file=request.config_file, contacts_dir=request.contacts_dir
+        )
+        state = load_desired_state(settings.contacts_dir, env.cwd)
     except DesiredStateError as error:
         if not error.problems:
             raise

@@ -119,3 +119,19 @@ def test_hostile_files_never_crash_the_process(project: Path) -> None:
         "contacts/huge.yaml",
     ]
     assert result.stderr == "Found 4 problems in 4 files.\n"
+
+
+def test_with_masking_on_a_problem_never_shows_a_phone_or_email_in_full(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "reconciler.yaml").write_text("output:\n  mask_pii: true\n", encoding="utf-8")
+    (project / "contacts" / "a.yaml").write_text(
+        'contacts:\n  - phone: "15105551234"\n    email: bad-address\n'
+        '  - phone: "15105551234"\n    email: alice@example.com\n',
+        encoding="utf-8",
+    )
+    assert main(["validate", "--format", "github"]) == 1
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "15105551234" not in printed and "1510*****34" in printed
+    assert "declared twice" in printed
