@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator
 
 from reconciler.commands.context import cache_directory, fetch_live_state, open_settings
 from reconciler.commands.environment import Environment
-from reconciler.core.errors import EXIT_OK, ExportError
+from reconciler.core.errors import EXIT_OK, ExportError, one_line
 from reconciler.core.masking import contact_names
 from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
@@ -305,7 +305,7 @@ def run(request: ExportRequest, env: Environment) -> int:
     )
     written = write_export(export, target, env.cwd, force=request.force)
     for warning in export.warnings:
-        console.err(f"Warning: {warning}\n")
+        console.err(f"Warning: {one_line(warning)}\n")
     for path in written.removed:
         console.out(f"Removed {path}\n")
     for path, file in zip(written.written, export.files, strict=True):
