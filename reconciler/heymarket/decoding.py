@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from reconciler.core.errors import BadResponseError
+from reconciler.core.errors import BadResponseError, one_line
 from reconciler.core.redaction import SecretScrubber
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
 
@@ -65,10 +65,12 @@ class ErrorBody:
             code = body.get("error")
             message = body.get("message") or code or "no message"
             return cls(
-                None if code is None else _quoted(str(code)), _quoted(str(message)), is_json=True
+                None if code is None else server_words(str(code)),
+                server_words(str(message)),
+                is_json=True,
             )
         if isinstance(body, str) and body:
-            return cls(None, _quoted(body), is_json=True)
+            return cls(None, server_words(body), is_json=True)
         return cls(None, "no message", is_json=True)
 
 
@@ -77,7 +79,9 @@ class ErrorBody:
 MAX_SERVER_MESSAGE = 300
 
 
-def _quoted(text: str) -> str:
+def server_words(text: str) -> str:
+    """A server's own words as our messages quote them: one line, and short."""
+    text = one_line(text)
     if len(text) <= MAX_SERVER_MESSAGE:
         return text
     return f"{text[:MAX_SERVER_MESSAGE]}... ({len(text)} characters)"

@@ -16,6 +16,7 @@ from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.normalize import CustomValue
 from reconciler.core.phones import answered_phone
 from reconciler.core.timestamps import utc_text
+from reconciler.heymarket.decoding import server_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,12 @@ class Refusal:
 
     @classmethod
     def of(cls, failed: FailedItem) -> Refusal:
-        return cls(phone_of(failed.item), item_uuid(failed.item), failed.code, failed.message)
+        return cls(
+            phone_of(failed.item),
+            item_uuid(failed.item),
+            server_words(failed.code),
+            server_words(failed.message),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from reconciler.heymarket.parse import (
     parse_custom_fields,
     parse_delete_answer,
     parse_live_contact,
+    parse_upsert_answer,
 )
 from tests.builders import record
 
@@ -123,3 +124,15 @@ def test_a_bulk_answer_splits_into_succeeded_and_failed_with_reasons() -> None:
     )
     with pytest.raises(BadResponseError):
         parse_bulk_write(["not", "an", "object"])
+
+
+def test_a_refusal_reason_is_one_short_line_whatever_the_server_wrote() -> None:
+    body = {
+        "contacts": [],
+        "failed_contacts": [
+            {"contact": {"phone": "15105551234"}, "error": "bad\ncode", "message": "a\nb" * 400}
+        ],
+    }
+    (_, [refusal]) = parse_upsert_answer(body)
+    assert "\n" not in refusal.message and "\n" not in refusal.code
+    assert len(refusal.message) < 400
