@@ -1,11 +1,18 @@
 """How values compare. The server may trim, re-case or stringify what it stores; comparing
-after the same normalisation keeps a plan right after an apply empty (no permanent diff)."""
+after the same normalisation keeps a plan right after an apply empty (no permanent diff).
+
+This is the one place that predicts what the account stores (heymarket-api.md, "Stored
+values in answers"): text trimmed, emails lower-cased, custom values as text. The diff
+applies it to both sides, and apply compares what came back with it; a stored value it
+does not predict is reported, never normalised away here."""
 
 from __future__ import annotations
 
 import json
 
 CustomValue = str | int | float | bool | None
+# The value of a standard field (``model.StandardValue``; spelt here, as model imports this).
+StandardFieldValue = str | bool | None
 
 
 def normalize_text(value: str | None) -> str | None:
@@ -34,3 +41,12 @@ def custom_value_text(value: CustomValue) -> str | None:
     if isinstance(value, int | float):
         return json.dumps(value)
     return normalize_text(value)
+
+
+def predicted_stored(name: str, value: StandardFieldValue) -> StandardFieldValue:
+    """The value of standard field ``name`` as the account is expected to store it."""
+    if name == "is_opted_out":
+        return bool(value)
+    if name == "email":
+        return normalize_email(value) if isinstance(value, str) else value
+    return normalize_text(value) if isinstance(value, str) else value
