@@ -24,6 +24,7 @@ from typing import IO, Literal
 
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.rewrites import Rewrite, SeenRewrites, journaled_value
+from reconciler.files.untrusted_json import UnreadableJson, decode_json
 
 JOURNAL_FILE = Path(".reconciler") / "journal.jsonl"
 
@@ -130,8 +131,8 @@ def seen_rewrites(path: Path) -> SeenRewrites:
         if '"inconsistent"' not in text:  # most lines: skipped without decoding them
             continue
         try:
-            line = json.loads(text)
-        except ValueError:
+            line = decode_json(text)
+        except UnreadableJson:
             continue
         if not isinstance(line, dict) or line.get("result") != "inconsistent":
             continue

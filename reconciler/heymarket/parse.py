@@ -36,7 +36,7 @@ class StoredContact:
     names, each ``None`` when the answer gives none that can be read, and the values as the
     account stored them (heymarket-api.md, "Stored values in answers"), only those the answer
     carries in a readable form: ``fields`` by standard field name, ``custom`` by field id
-    (``None``: no custom values in the answer), ``tags`` (``None``: none in the answer)."""
+    and ``tags`` (each ``None`` when the answer has none, or ``null``)."""
 
     phone: str | None
     uuid: str | None
@@ -72,7 +72,7 @@ def _stored_fields(record: Mapping[str, Any]) -> dict[str, StandardValue]:
 def _stored_part(
     record: Mapping[str, Any], key: str, read: Callable[[object], _Part]
 ) -> _Part | None:
-    if key not in record:
+    if record.get(key) is None:  # absent, or null: not a statement of stored values
         return None
     try:
         return read(record[key])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from reconciler.core.diff import diff
 from reconciler.desired.loader import load_desired_state
-from tests.builders import FIELDS, OWNED, SETTINGS, TIER_ID, live
+from tests.builders import FIELDS, OWNED, SETTINGS, TIER_ID, declared, live
 
-COMPOSED = "Zoë Yılmaz-Gündoğan"
+COMPOSED = "Zoë Gündoğan-Ångström"
 DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)
 
 
@@ -30,3 +30,10 @@ def test_composed_and_decomposed_spellings_are_one_value(tmp_path: Path) -> None
         account = [live("15105550001", first=COMPOSED, custom={**OWNED, TIER_ID: COMPOSED})]
         plan = diff([contact], account, FIELDS, SETTINGS, prune=False)
         assert plan.changes == () and plan.unchanged == 1
+
+
+def test_an_account_holding_the_decomposed_spelling_plans_no_update_either() -> None:
+    wanted = declared("15105550001", first=COMPOSED, custom={"Account tier": COMPOSED})
+    account = [live("15105550001", first=DECOMPOSED, custom={**OWNED, TIER_ID: DECOMPOSED})]
+    plan = diff([wanted], account, FIELDS, SETTINGS, prune=False)
+    assert plan.changes == () and plan.unchanged == 1

@@ -80,3 +80,17 @@ def test_a_created_contact_rewritten_is_counted_and_reported(
     assert "first was sent as" in shown and "email" not in shown.split("Apply")[-1]
     assert "Ana" not in shown and PHONE not in shown
     assert "1 created" in shown and "1 failed" in shown
+
+
+def test_a_rewrite_found_by_the_re_read_of_a_lost_answer_is_not_chased(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owned(sandbox, PHONE)
+    # The write is committed, then answered 500: only a re-read can tell.
+    sandbox.set_faults(rewrite_spaces=True, commit_then_fail=1)
+    declare(project, {"phone": PHONE, "first": "Ana  Maria"})
+    assert main(["apply", "--auto-approve"]) == 1
+    assert 'first was sent as "Ana  Maria"' in capsys.readouterr().err
+    assert writes(sandbox)["POST /v2/contacts"] == 1
+    results = [line["result"] for line in journal_lines(project)]
+    assert results == ["ambiguous", "inconsistent"]
