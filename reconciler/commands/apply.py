@@ -56,6 +56,7 @@ from reconciler.core.proof import (
 )
 from reconciler.execute import Executor, Tally
 from reconciler.execute.executor import executing
+from reconciler.execute.journal import JOURNAL_FILE
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.files.saved_plans import (
     current_provenance,
@@ -221,7 +222,12 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
         )
         console.screen.add_names(contact_names(live.contacts))
         plan = make_plan(
-            desired, live, config, prune=request.prune, run_max_deletes=request.max_deletes
+            desired,
+            live,
+            config,
+            prune=request.prune,
+            run_max_deletes=request.max_deletes,
+            journal=cwd / JOURNAL_FILE,
         ).plan
         fields: Sequence[CustomField] = live.fields
         if saved is not None:

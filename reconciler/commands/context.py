@@ -21,8 +21,10 @@ from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact
 from reconciler.core.plan import Plan
 from reconciler.core.redaction import credential_values_in
+from reconciler.core.rewrites import mark_seen_rewrites
 from reconciler.desired.config import Config, load_config
 from reconciler.desired.loader import DesiredState, load_desired_state
+from reconciler.execute.journal import seen_rewrites
 from reconciler.files.lock import exclusive_lock
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import Refresh, read_live_state
@@ -165,9 +167,14 @@ def make_plan(
     *,
     prune: bool,
     run_max_deletes: int | None = None,
+    journal: Path | None = None,
 ) -> PlanRun:
+    """The plan; with ``journal``, its changes that send a value the account rewrote last
+    time are marked (``core.rewrites``)."""
     diff_settings = config.diff_settings(run_max_deletes=run_max_deletes)
     plan = diff(desired.contacts, live.contacts, live.fields, diff_settings, prune=prune)
+    if journal is not None:
+        plan = mark_seen_rewrites(plan, seen_rewrites(journal))
     return PlanRun(desired=desired, live=live, settings=diff_settings, plan=plan)
 
 

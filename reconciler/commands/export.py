@@ -36,6 +36,7 @@ from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact
 from reconciler.core.normalize import custom_value_text, normalize_text
 from reconciler.core.ownership import FieldIndex, Marker, Ownership
 from reconciler.desired.canonical import contacts_text
+from reconciler.desired.emails import email_problem
 from reconciler.desired.loader import (
     contact_files,
 )
@@ -174,6 +175,14 @@ class _Exporter:
                     f"{phone}: the live {path[0]} does not pass the contacts schema "
                     f"({error.message}): left out, so it is not managed."
                 )
+        email = declared.get("email")
+        problem = email_problem(email) if isinstance(email, str) else None
+        if problem is not None:
+            del declared["email"]
+            self.warnings.append(
+                f"{phone}: the live email is not a valid email address ({problem}): left "
+                "out, so it is not managed."
+            )
         if "custom" in declared and not declared["custom"]:
             del declared["custom"]
         return declared

@@ -21,6 +21,7 @@ from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.core.masking import contact_names
 from reconciler.core.plan import Plan
+from reconciler.execute.journal import JOURNAL_FILE
 from reconciler.files.saved_plans import (
     current_provenance,
     write_saved_plan,
@@ -80,7 +81,9 @@ def run(request: PlanRequest, env: Environment) -> int:
             client, refresh=request.refresh, cache_dir=cache_directory(settings)
         )
     console.screen.add_names(contact_names(live.contacts))
-    plan = make_plan(desired, live, settings.config, prune=request.prune).plan
+    plan = make_plan(
+        desired, live, settings.config, prune=request.prune, journal=env.cwd / JOURNAL_FILE
+    ).plan
 
     options = render_options(
         env, mask=inputs.masks(mask_pii=request.mask_pii), no_color=request.no_color

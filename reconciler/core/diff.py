@@ -27,7 +27,7 @@ from reconciler.core.model import (
     LiveContact,
     StandardValue,
 )
-from reconciler.core.normalize import custom_value_text, normalize_email, normalize_text
+from reconciler.core.normalize import custom_value_text, normalize_text, predicted_stored
 from reconciler.core.ownership import FieldIndex, Marker, Ownership
 from reconciler.core.phones import is_canonical_phone, is_protected
 from reconciler.core.plan import (
@@ -59,14 +59,6 @@ class DiffSettings:
     @property
     def marker(self) -> Marker:
         return Marker(self.marker_field, self.owner)
-
-
-def _comparable(name: str, value: StandardValue) -> StandardValue:
-    if name == "is_opted_out":
-        return bool(value)
-    if name == "email":
-        return normalize_email(value) if isinstance(value, str) else value
-    return normalize_text(value) if isinstance(value, str) else value
 
 
 def _declared(name: str, value: StandardValue) -> StandardValue:
@@ -144,7 +136,9 @@ class _Differ:
             wanted = desired.fields[name]
             current = live.standard_value(name)
             # Equal raw values are equal once normalised: skips the work for most contacts.
-            if wanted == current or _comparable(name, wanted) == _comparable(name, current):
+            if wanted == current or predicted_stored(name, wanted) == predicted_stored(
+                name, current
+            ):
                 continue
             if name == "is_opted_out" and current and not wanted:
                 self.warnings.append(

@@ -83,6 +83,13 @@ def _with_tags(document: dict[str, Any], tags: TagsChange | None) -> dict[str, A
     return document
 
 
+def _with_rewrites(document: dict[str, Any], rewritten: tuple[str, ...]) -> dict[str, Any]:
+    # Only when marked, for the same reason as the tags.
+    if rewritten:
+        document["rewritten_by_account"] = list(rewritten)
+    return document
+
+
 @dataclass(frozen=True, slots=True)
 class Create:
     """A declared contact that does not exist live. ``custom`` is keyed by field title and
@@ -96,13 +103,16 @@ class Create:
     custom: Mapping[str, FieldChange]
     # None: the tags are not managed, or not changed.
     tags: TagsChange | None = None
+    # The fields (labelled as plans show them) whose value, sent exactly so before, the
+    # account stored otherwise: see ``core.rewrites``.
+    rewritten: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> tuple[int, str]:
         return (ACTION_ORDER[self.action], self.phone)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return _with_tags(
+        document = _with_tags(
             {
                 "action": self.action,
                 "phone": self.phone,
@@ -112,6 +122,7 @@ class Create:
             },
             self.tags,
         )
+        return _with_rewrites(document, self.rewritten)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +142,14 @@ class Update:
     custom: Mapping[str, FieldChange]
     adopt: bool = False
     tags: TagsChange | None = None
+    rewritten: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> tuple[int, str]:
         return (ACTION_ORDER[self.action], self.phone)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return _with_tags(
+        document = _with_tags(
             {
                 "action": self.action,
                 "phone": self.phone,
@@ -151,6 +163,7 @@ class Update:
             },
             self.tags,
         )
+        return _with_rewrites(document, self.rewritten)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ SAVED_PLAN_FORMAT = 2
 _KIND = "reconciler saved plan"
 # Where a change was declared is shown to the reviewer but changes nothing in the account:
 # reformatting the files (``fmt``) must not make a reviewed plan unusable.
-_NOT_COMPARED = frozenset({"source"})
+_NOT_COMPARED = frozenset({"source", "rewritten_by_account"})
 
 
 @dataclass(frozen=True, slots=True)

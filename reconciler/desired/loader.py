@@ -19,9 +19,11 @@ from reconciler.core.errors import DesiredStateError, InputNotFoundError, Proble
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation
 from reconciler.core.normalize import CustomValue
 from reconciler.core.proof import desired_state_digest
+from reconciler.desired.emails import email_problem
 from reconciler.desired.fast_parse import ContactRow, valid_contact_rows
 from reconciler.desired.parse_cache import ParseCache
 from reconciler.desired.schemas import CONTACTS_SCHEMA, schema_problems
+from reconciler.desired.unicode_form import composed_custom, composed_fields
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
 from reconciler.files.collector import collector_paused
 from reconciler.files.paths import display_path
@@ -77,7 +79,8 @@ def parse_file(data: bytes, shown_as: str) -> ParsedFile:
     problems, bad_paths = schema_problems(CONTACTS_SCHEMA, loaded, shown_as, _TOP_LEVEL)
     if () in bad_paths or ("contacts",) in bad_paths:
         return ParsedFile([], [], sorted(problems, key=_problem_order))
-    contacts, phones = _contacts(loaded, shown_as, bad_paths)
+    contacts, phones, email_problems = _contacts(loaded, shown_as, bad_paths)
+    problems += email_problems
     return ParsedFile(contacts, phones, sorted(problems, key=_problem_order))
 
 
@@ -92,7 +95,14 @@ def _from_rows(rows: Sequence[ContactRow], shown_as: str) -> ParsedFile:
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
     for phone, fields, custom, line, phone_line, phone_column in rows:
-        contacts.append(DesiredContact(phone, fields, custom, SourceLocation(shown_as, line)))
+        contacts.append(
+            DesiredContact(
+                phone,
+                composed_fields(fields),
+                composed_custom(custom),
+                SourceLocation(shown_as, line),
+            )
+        )
         phones.append(PhoneDeclaration(phone, shown_as, phone_line, phone_column))
     return ParsedFile(contacts, phones, [])
 
@@ -152,7 +162,7 @@ def _problem_order(problem: Problem) -> tuple[int, int]:
 
 def _contacts(
     loaded: LoadedYaml, shown_as: str, bad_paths: set[tuple[str | int, ...]]
-) -> tuple[list[DesiredContact], list[PhoneDeclaration]]:
+) -> tuple[list[DesiredContact], list[PhoneDeclaration], list[Problem]]:
     # Only the values the schema accepted become contacts, so the asserts below hold.
     bad_items = {path[1] for path in bad_paths if len(path) > 1}
     assert isinstance(loaded.value, dict)
@@ -161,6 +171,7 @@ def _contacts(
     _, items_node = locate(loaded.root, ("contacts",))
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
+    problems: list[Problem] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or "phone" not in item:
             continue
@@ -171,17 +182,27 @@ def _contacts(
             phones.append(PhoneDeclaration(str(item["phone"]), shown_as, line, column))
         if index in bad_items:
             continue
+        email = item.get("email")
+        problem = email_problem(email) if isinstance(email, str) else None
+        if problem is not None:
+            _, email_node = locate(item_node, ("email",))
+            line, column = position(email_node)
+            message = f'email "{email}" is not a valid email address: {problem}'
+            problems.append(Problem(shown_as, line, column, message))
+            continue
         custom = item.get("custom", {})
         assert isinstance(custom, dict)
         contacts.append(
             DesiredContact(
                 phone=str(item["phone"]),
-                fields={name: item[name] for name in STANDARD_FIELDS if name in item},  # type: ignore[misc]
-                custom=_custom_values(custom),
+                fields=composed_fields(
+                    {name: item[name] for name in STANDARD_FIELDS if name in item}  # type: ignore[misc]
+                ),
+                custom=composed_custom(_custom_values(custom)),
                 source=SourceLocation(shown_as, item_node.start_mark.line + 1),
             )
         )
-    return contacts, phones
+    return contacts, phones, problems
 
 
 def _custom_values(custom: Mapping[str, object]) -> dict[str, CustomValue]:

@@ -8,23 +8,27 @@ newest line per (run, phone, action) is the truth.
 
 Results: ``applied``, ``failed`` (the server refused it, or a delete left it in place),
 ``ambiguous`` (outcome unknown, being resolved), ``unresolved`` (still unknown at the end of
-the run)."""
+the run), ``inconsistent`` (written, but the account stored a value otherwise than it was
+sent and than predicted: one line per such value, which adds ``field``, ``sent`` and
+``stored``; ``plan`` reads these back to mark a change that would send it again)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
 
 from reconciler.core.errors import ReconcilerError
+from reconciler.core.rewrites import Rewrite, SeenRewrites, journaled_value
+from reconciler.files.untrusted_json import UnreadableJson, decode_json
 
 JOURNAL_FILE = Path(".reconciler") / "journal.jsonl"
 
-Result = Literal["applied", "failed", "ambiguous", "unresolved"]
+Result = Literal["applied", "failed", "ambiguous", "unresolved", "inconsistent"]
 
 
 class JournalError(ReconcilerError):
@@ -42,23 +46,27 @@ class JournalEntry:
     result: Result
     reason: str | None
     git_commit: str | None
+    # Only on an ``inconsistent`` line: the value sent and the value stored instead.
+    rewrite: Rewrite | None = None
 
     def to_json_line(self) -> str:
-        return json.dumps(
-            {
-                "time": self.time,
-                "run": self.run,
-                "command": self.command,
-                "action": self.action,
-                "phone": self.phone,
-                "contact_id": self.contact_id,
-                "result": self.result,
-                "reason": self.reason,
-                "git_commit": self.git_commit,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        line: dict[str, object] = {
+            "time": self.time,
+            "run": self.run,
+            "command": self.command,
+            "action": self.action,
+            "phone": self.phone,
+            "contact_id": self.contact_id,
+            "result": self.result,
+            "reason": self.reason,
+            "git_commit": self.git_commit,
+        }
+        if self.rewrite is not None:
+            # Added keys only, so every other line reads as it always did.
+            line["field"] = self.rewrite.label
+            line["sent"] = journaled_value(self.rewrite.sent)
+            line["stored"] = journaled_value(self.rewrite.stored)
+        return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
 
 class Journal:
@@ -102,3 +110,33 @@ class Journal:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _lines(path: Path) -> Iterator[str]:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            yield from stream
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise JournalError(f"cannot read the journal {path}: {error.strerror or error}") from None
+
+
+def seen_rewrites(path: Path) -> SeenRewrites:
+    """What the journal at ``path`` says the account rewrote, the newest line winning: (phone,
+    field) to the value that was sent. No journal yet means nothing seen; a line that is not
+    one of ours (a torn last line after a crash) is skipped."""
+    seen: dict[tuple[str, str], object] = {}
+    for text in _lines(path):
+        if '"inconsistent"' not in text:  # most lines: skipped without decoding them
+            continue
+        try:
+            line = decode_json(text)
+        except UnreadableJson:
+            continue
+        if not isinstance(line, dict) or line.get("result") != "inconsistent":
+            continue
+        phone, label = line.get("phone"), line.get("field")
+        if isinstance(phone, str) and isinstance(label, str) and "sent" in line:
+            seen[(phone, label)] = line["sent"]
+    return seen

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reconciler.core.errors import ApplyInterruptedError
 from reconciler.core.masking import mask_phone
+from reconciler.core.rewrites import Rewrite
 from reconciler.core.timestamps import utc_seconds_text
 from reconciler.execute.journal import Journal, JournalEntry, Result
 from reconciler.report.console import GracefulInterrupt
@@ -76,6 +77,8 @@ class Recorder:
         contact_id: str | None,
         result: Result,
         reason: str | None = None,
+        *,
+        rewrite: Rewrite | None = None,
     ) -> JournalEntry:
         return JournalEntry(
             time=utc_seconds_text(datetime.now(UTC)),
@@ -87,6 +90,7 @@ class Recorder:
             result=result,
             reason=reason,
             git_commit=self.git_commit,
+            rewrite=rewrite,
         )
 
     def journal_lines(self, entries: Sequence[JournalEntry]) -> None:

@@ -3,7 +3,11 @@
 A change counts as done only when the answer accounts for it beyond doubt (see
 ``match_answer``). Anything else, a batch whose outcome is unknown included, is re-read and
 re-diffed, and only what is still missing or different is sent again, so a contact is never
-created twice."""
+created twice.
+
+A write the account stored otherwise than sent and than predicted (``core.rewrites``) is an
+"inconsistent result after apply": journaled, reported with the value to declare, and never
+sent again in the run (a re-read that finds it so does not chase it)."""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from collections.abc import Mapping, Sequence
 
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import AuthenticationError, ReconcilerError
-from reconciler.core.model import CustomField, DesiredContact
+from reconciler.core.masking import NAME_FIELDS
+from reconciler.core.model import CustomField, DesiredContact, LiveContact
 from reconciler.core.ownership import FieldIndex, Marker
 from reconciler.core.plan import Create, Update
+from reconciler.core.rewrites import Rewrite, unpredicted_rewrites
 from reconciler.execute.batches import chunks
+from reconciler.execute.consistency import answered_values, read_back_values
 from reconciler.execute.journal import JournalEntry
 from reconciler.execute.recorder import Recorder
-from reconciler.heymarket import HeymarketClient, Refusal, UpsertResult
+from reconciler.heymarket import HeymarketClient, Refusal, StoredContact, UpsertResult
 from reconciler.heymarket.encode import to_upsert_item
 from reconciler.report.console import Console
 
@@ -29,9 +36,9 @@ MAX_RESOLVE_ROUNDS = 3
 
 def match_answer(
     batch: Sequence[Create | Update], result: UpsertResult
-) -> dict[str, Refusal | str | None]:
-    """What the answer says of each change of the batch, by phone: the refusal, or the uuid
-    it was stored under (``None`` when the answer gave none). A change is in the result only
+) -> dict[str, Refusal | StoredContact]:
+    """What the answer says of each change of the batch, by phone: the refusal, or the
+    contact as stored under a uuid. A change is in the result only
     when exactly one answer entry names its phone (canonically), and, for an update, names no
     other contact id; a change the answer does not account for that way is left out, so the
     caller re-reads it instead of trusting a guess."""
@@ -45,7 +52,7 @@ def match_answer(
             phone = updated_phone.get(uuid or "")
         return phone if phone in sent else None
 
-    claims: dict[str, list[Refusal | str | None]] = {}
+    claims: dict[str, list[Refusal | StoredContact | None]] = {}
     for unknown in result.ambiguous:
         phone = sent_phone(unknown.phone, unknown.uuid)
         if phone is not None:
@@ -57,14 +64,21 @@ def match_answer(
     for stored in result.succeeded:
         phone = sent_phone(stored.phone, stored.uuid)
         if phone is not None:
-            claims.setdefault(phone, []).append(stored.uuid)
-    outcomes: dict[str, Refusal | str | None] = {}
+            # An entry without a uuid proves nothing: the change is re-read.
+            claims.setdefault(phone, []).append(stored if stored.uuid is not None else None)
+    outcomes: dict[str, Refusal | StoredContact] = {}
     for phone, said in claims.items():
         if len(said) != 1:
             continue
         (outcome,) = said
+        if outcome is None:
+            continue
         change = sent[phone]
-        if isinstance(change, Update) and isinstance(outcome, str) and outcome != change.contact_id:
+        if (
+            isinstance(change, Update)
+            and isinstance(outcome, StoredContact)
+            and outcome.uuid != change.contact_id
+        ):
             continue
         outcomes[phone] = outcome
     return outcomes
@@ -90,6 +104,10 @@ class Upserter:
         self.settings = settings
         # Phones this run creates or updates: with the declared ones, never deleted.
         self.upserted_phones: set[str] = set()
+        # The change last sent for each phone, and the phones whose write came back
+        # rewritten (never sent again in this run).
+        self._last_sent: dict[str, Create | Update] = {}
+        self._rewritten_phones: set[str] = set()
 
     def write(
         self, changes: Sequence[Create | Update], marker: Marker, fields: Sequence[CustomField]
@@ -144,7 +162,9 @@ class Upserter:
         intent: Mapping[str, str],
     ) -> list[Create | Update]:
         recorder = self.recorder
-        field_ids = FieldIndex.of(fields).ids
+        index = FieldIndex.of(fields)
+        field_ids = index.ids
+        self._last_sent.update((change.phone, change) for change in batch)
         try:
             result = self.client.bulk_upsert(
                 [to_upsert_item(change, field_ids, marker) for change in batch]
@@ -171,10 +191,51 @@ class Upserter:
                 entries.append(recorder.entry(action, change.phone, known_id, "failed", reason))
                 recorder.fail(action, change.phone, str(change.source), reason)
             else:
-                entries.append(recorder.entry(action, change.phone, outcome or known_id, "applied"))
+                contact_id = outcome.uuid
+                stored = answered_values(outcome, index.titles)
+                rewrites = unpredicted_rewrites(change, stored)
+                if rewrites:
+                    entries.extend(self._inconsistent(action, change, contact_id, rewrites))
+                else:
+                    entries.append(recorder.entry(action, change.phone, contact_id, "applied"))
                 recorder.count(action)
         recorder.journal_lines(entries)
         return ambiguous
+
+    def _inconsistent(
+        self,
+        action: str,
+        change: Create | Update,
+        contact_id: str | None,
+        rewrites: Sequence[Rewrite],
+    ) -> list[JournalEntry]:
+        """Report a write the account stored otherwise than predicted: one failure for the
+        contact, one journal line per value; the phone is not sent again in this run."""
+        self._rewritten_phones.add(change.phone)
+        # Rewritten names are names too: masked like the declared ones.
+        self.console.screen.add_names(
+            value
+            for rewrite in rewrites
+            if rewrite.label in NAME_FIELDS
+            for value in (rewrite.sent, rewrite.stored)
+        )
+        self.recorder.fail(
+            action,
+            change.phone,
+            str(change.source),
+            "; ".join(rewrite.message() for rewrite in rewrites),
+        )
+        return [
+            self.recorder.entry(
+                action,
+                change.phone,
+                contact_id,
+                "inconsistent",
+                "inconsistent result after apply",
+                rewrite=rewrite,
+            )
+            for rewrite in rewrites
+        ]
 
     def _settle_interrupted_batch(
         self,
@@ -217,28 +278,45 @@ class Upserter:
         redo = diff(wanted, found, fields, self.settings, prune=False)
         still_to_write = {change.phone for change in redo.changes}
         troubled = {notice.phone: notice.message for notice in redo.errors if notice.phone}
-        found_ids = {contact.phone: contact.uuid for contact in found}
+        found_by_phone = {contact.phone: contact for contact in found}
+        titles = FieldIndex.of(fields).titles
         entries: list[JournalEntry] = []
         for phone in phones:
             action = intent[phone]
+            contact_id = found_by_phone[phone].uuid if phone in found_by_phone else None
             if phone not in self.desired:
                 reason = "outcome unknown and no declaration to compare with; run apply again"
-                entries.append(
-                    recorder.entry(action, phone, found_ids.get(phone), "unresolved", reason)
-                )
+                entries.append(recorder.entry(action, phone, contact_id, "unresolved", reason))
                 recorder.fail(action, phone, sources[phone], reason)
             elif phone in troubled:
                 reason = troubled[phone]
-                entries.append(
-                    recorder.entry(action, phone, found_ids.get(phone), "failed", reason)
-                )
+                entries.append(recorder.entry(action, phone, contact_id, "failed", reason))
                 recorder.fail(action, phone, sources[phone], reason)
             elif phone not in still_to_write:
                 entries.append(
-                    recorder.entry(
-                        action, phone, found_ids.get(phone), "applied", "confirmed by a re-read"
-                    )
+                    recorder.entry(action, phone, contact_id, "applied", "confirmed by a re-read")
+                )
+                recorder.count(action)
+            elif rewrites := self._rewritten_on_read_back(found_by_phone.get(phone), titles):
+                entries.extend(
+                    self._inconsistent(action, self._last_sent[phone], contact_id, rewrites)
                 )
                 recorder.count(action)
         recorder.journal_lines(entries)
-        return [change for change in redo.changes if isinstance(change, Create | Update)]
+        return [
+            change
+            for change in redo.changes
+            if isinstance(change, Create | Update) and change.phone not in self._rewritten_phones
+        ]
+
+    def _rewritten_on_read_back(
+        self, live: LiveContact | None, field_titles: Mapping[str, str]
+    ) -> list[Rewrite]:
+        """The values a re-read shows the account rewrote, when it shows that the last
+        change sent for the contact was written at all (the contact now exists, or its
+        revision moved); without that proof a difference is only a write still to make."""
+        sent = self._last_sent.get(live.phone) if live is not None else None
+        if live is None or sent is None:
+            return []
+        written = isinstance(sent, Create) or (live.rev, live.updated) != (sent.rev, sent.updated)
+        return unpredicted_rewrites(sent, read_back_values(live, field_titles)) if written else []

@@ -6,17 +6,20 @@ read raises ``BadResponseError`` that says what was wrong, never a ``KeyError``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.core.errors import BadResponseError
-from reconciler.core.model import CustomField, LiveContact
+from reconciler.core.model import STANDARD_FIELDS, CustomField, LiveContact, StandardValue
 from reconciler.core.normalize import CustomValue
 from reconciler.core.phones import answered_phone
 from reconciler.core.timestamps import utc_text
 from reconciler.heymarket.decoding import server_words
+
+_Part = TypeVar("_Part")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +34,55 @@ class FailedItem:
 @dataclass(frozen=True, slots=True)
 class StoredContact:
     """A contact a bulk write answer says it stored: the canonical phone and the uuid it
-    names, each ``None`` when the answer gives none that can be read."""
+    names, each ``None`` when the answer gives none that can be read, and the values as the
+    account stored them (heymarket-api.md, "Stored values in answers"), only those the answer
+    carries in a readable form: ``fields`` by standard field name, ``custom`` by field id
+    and ``tags`` (each ``None`` when the answer has none, or ``null``)."""
 
     phone: str | None
     uuid: str | None
+    fields: Mapping[str, StandardValue] = field(default_factory=dict)
+    custom: Mapping[str, CustomValue] | None = None
+    tags: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> StoredContact:
-        return cls(phone_of(record), item_uuid(record))
+        return cls(
+            phone_of(record),
+            item_uuid(record),
+            _stored_fields(record),
+            _stored_part(record, "custom", _custom),
+            _stored_part(record, "tags", _tags),
+        )
+
+
+# A bulk write answer is read for its outcomes first: a stored value in a shape that cannot
+# be read is left out (not compared), never a reason to fail the whole answer.
+
+
+def _stored_fields(record: Mapping[str, Any]) -> dict[str, StandardValue]:
+    fields: dict[str, StandardValue] = {}
+    for name in STANDARD_FIELDS:
+        if name in record:
+            with contextlib.suppress(BadResponseError):
+                value = record[name]
+                fields[name] = _opted_out(value) if name == "is_opted_out" else _text(value)
+    return fields
+
+
+def _stored_part(
+    record: Mapping[str, Any], key: str, read: Callable[[object], _Part]
+) -> _Part | None:
+    if record.get(key) is None:  # absent, or null: not a statement of stored values
+        return None
+    try:
+        return read(record[key])
+    except BadResponseError:
+        return None
+
+
+def _text(value: object) -> str | None:
+    return _optional_text({"value": value}, "value")
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,15 @@ def custom_labels(custom: Mapping[str, FieldChange]) -> Iterator[tuple[str, Fiel
         yield f"custom[{format_value(title)}]", field_change
 
 
+# Beside a value the account stored otherwise the last time it was sent (core.rewrites).
+REWRITTEN_NOTE = "the account rewrote this value last time: declare what it stored"
+
+
+def rewritten_labels(change: Change) -> frozenset[str]:
+    """The labels of the fields ``change`` sends as the account rewrote them before."""
+    return frozenset(change.rewritten) if isinstance(change, Create | Update) else frozenset()
+
+
 def change_location(change: Change) -> str:
     """Where a reviewer finds the change: the file and line, or the live contact id."""
     if isinstance(change, Delete):

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 from reconciler.core.plan import Change, Notice, Plan
 from reconciler.render import (
+    REWRITTEN_NOTE,
     action_label,
     change_location,
     no_changes_detail,
+    rewritten_labels,
     shown_changes,
 )
 
@@ -38,6 +40,7 @@ def _md(text: str, limit: int = MAX_VALUE_CHARS) -> str:
 
 def _row(change: Change) -> str:
     details = []
+    rewritten = rewritten_labels(change)
     for label, before, after in shown_changes(change):
         if before is None:
             shown = f"+ {_md(after or 'null')}"
@@ -45,7 +48,8 @@ def _row(change: Change) -> str:
             shown = f"- {_md(before)}"
         else:
             shown = f"{_md(before)} → {_md(after)}"
-        details.append(f"{_md(label)}: {shown}")
+        note = f" ⚠ {_md(REWRITTEN_NOTE)}" if label in rewritten else ""
+        details.append(f"{_md(label)}: {shown}{note}")
     action = action_label(change)
     kind = f" ({action})" if action != change.action else ""
     return (

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from reconciler.core.plan import Change, Plan
 from reconciler.render import (
+    REWRITTEN_NOTE,
     ShownChange,
     action_label,
     change_location,
     format_value,
     no_changes_detail,
+    rewritten_labels,
     shown_changes,
 )
 
@@ -25,14 +27,15 @@ def _paint(text: str, code: str, color: bool) -> str:
     return f"{code}{text}{_RESET}" if color else text
 
 
-def _field_line(change: ShownChange, color: bool) -> str:
+def _field_line(change: ShownChange, color: bool, *, rewritten: bool = False) -> str:
     if change.before is None:
         sign, shown = "+", f"{change.after or 'null'}"
     elif change.after is None:
         sign, shown = "-", f"{change.before} -> null"
     else:
         sign, shown = "~", f"{change.before} -> {change.after}"
-    return f"      {_paint(sign, _COLORS[sign], color)} {change.label}: {shown}"
+    note = f"  {_paint('# ' + REWRITTEN_NOTE, _WARNING, color)}" if rewritten else ""
+    return f"      {_paint(sign, _COLORS[sign], color)} {change.label}: {shown}{note}"
 
 
 def _change_lines(change: Change, color: bool) -> list[str]:
@@ -42,7 +45,11 @@ def _change_lines(change: Change, color: bool) -> list[str]:
         f"  {_paint(sign, _COLORS[sign], color)} {_paint(head, _BOLD, color)}"
         f"  ({change_location(change)})"
     ]
-    lines.extend(_field_line(shown, color) for shown in shown_changes(change))
+    rewritten = rewritten_labels(change)
+    lines.extend(
+        _field_line(shown, color, rewritten=shown.label in rewritten)
+        for shown in shown_changes(change)
+    )
     return lines
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from reconciler.sandbox.contact_changes import rewritten_write
 from reconciler.sandbox.faults import Faults
 from reconciler.sandbox.replies import Handler, Query, Reply
 from reconciler.sandbox.store import ContactStore
@@ -74,7 +75,8 @@ class ApiRoutes:
             raise BadRequest('body must be {"contacts": [...]}')
         self._check_bulk_size(len(items))
         writes, refused = parse_writes(items)
-        succeeded, failed = self._store.bulk_write(writes)
+        rewrite = self._faults.settings.text_rewrite
+        succeeded, failed = self._store.bulk_write([rewritten_write(w, rewrite) for w in writes])
         return Reply(
             200,
             {

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 
-from reconciler.sandbox.stored_values import default_display_name
+from reconciler.sandbox.stored_values import TextRewrite, default_display_name
 from reconciler.sandbox.wire import ContactRecord, ContactWrite
 
 
@@ -77,6 +78,19 @@ def changed_contact(
         updated=now,
         rev=existing.rev + 1,
     )
+
+
+def rewritten_write(write: ContactWrite, rewrite: TextRewrite) -> ContactWrite:
+    """``write`` as an account that rewrites text would store it: every text field and
+    custom value passed through ``rewrite`` (opt-out and tags are left as sent)."""
+    if not rewrite.active:
+        return write
+    fields = {
+        name: rewrite(value) if isinstance(value, str) else value
+        for name, value in write.fields.items()
+    }
+    custom = {key: rewrite(value) for key, value in write.custom.items()}
+    return replace(write, fields=fields, custom=custom)
 
 
 def _text(value: object) -> str | None:

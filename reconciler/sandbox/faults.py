@@ -1,5 +1,6 @@
 """Injected misbehaviour for the sandbox: rate limiting, latency, random 500s, writes that
-commit and then fail, dropped connections, smaller page and batch caps.
+commit and then fail, dropped connections, smaller page and batch caps, and text stored
+otherwise than it was sent (``rewrite_spaces``, ``rewrite_truncate``, ``rewrite_case``).
 
 Tests and demos use these to show that a client survives what a real service does on a
 bad day. Every setting can be changed while the server runs (``/_sandbox/faults``)."""
@@ -13,6 +14,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from reconciler.sandbox.stored_values import TEXT_CASES, TextRewrite
 
 DEFAULT_PAGE_CAP = 100
 DEFAULT_BULK_CAP = 100
@@ -36,6 +39,14 @@ class FaultSettings:
     drop_after_commit: bool = False
     page_cap: int = DEFAULT_PAGE_CAP
     bulk_cap: int = DEFAULT_BULK_CAP
+    # Text values of writes (standard fields and custom values) stored rewritten.
+    rewrite_spaces: bool = False
+    rewrite_truncate: int = 0
+    rewrite_case: str = ""
+
+    @property
+    def text_rewrite(self) -> TextRewrite:
+        return TextRewrite(self.rewrite_spaces, self.rewrite_truncate, self.rewrite_case)
 
     def updated_with(self, changes: Mapping[str, Any]) -> FaultSettings:
         """These settings with ``changes`` applied; raises FaultSettingError on a bad key."""
@@ -57,6 +68,12 @@ def _checked_value(name: str, type_name: object, value: object) -> object:
     if type_name == "bool":
         if not isinstance(value, bool):
             raise FaultSettingError(f"fault {name!r} takes true or false")
+        return value
+    if type_name == "str":
+        if value not in TEXT_CASES:
+            raise FaultSettingError(
+                f"fault {name!r} takes one of {', '.join(repr(case) for case in TEXT_CASES)}"
+            )
         return value
     if type_name == "float":
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:

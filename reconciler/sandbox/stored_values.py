@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 # What a custom value may be sent as: any JSON scalar.
 SentCustomValue = str | int | float | bool | None
@@ -48,3 +49,37 @@ def stored_tags(sent: Iterable[str]) -> tuple[str, ...]:
 def default_display_name(first: str | None, last: str | None) -> str | None:
     """A contact created without a display name shows its first and last name."""
     return " ".join(name for name in (first, last) if name) or None
+
+
+# How a stricter account may rewrite text beyond trimming; the sandbox does it only when a
+# test asks (the ``rewrite_*`` faults), so the client's "inconsistent result" check can be
+# shown to catch what it cannot predict.
+TEXT_CASES = ("", "lower", "upper", "title")
+
+
+@dataclass(frozen=True, slots=True)
+class TextRewrite:
+    """Runs of spaces collapsed to one, text cut to ``truncate_to`` characters (0: never),
+    then re-cased (``case`` one of ``TEXT_CASES``; "" keeps the case)."""
+
+    collapse_spaces: bool = False
+    truncate_to: int = 0
+    case: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.collapse_spaces or self.truncate_to > 0 or self.case != ""
+
+    def __call__(self, stored: str | None) -> str | None:
+        if stored is None:
+            return None
+        text = " ".join(stored.split()) if self.collapse_spaces else stored
+        if self.truncate_to > 0:
+            text = text[: self.truncate_to].rstrip()
+        if self.case == "lower":
+            text = text.lower()
+        elif self.case == "upper":
+            text = text.upper()
+        elif self.case == "title":
+            text = text.title()
+        return text or None

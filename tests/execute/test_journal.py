@@ -6,7 +6,8 @@ import json
 import stat
 from pathlib import Path
 
-from reconciler.execute.journal import Journal, JournalEntry
+from reconciler.core.rewrites import Rewrite
+from reconciler.execute.journal import Journal, JournalEntry, seen_rewrites
 
 
 def entry(phone: str, result: str = "applied") -> JournalEntry:
@@ -52,3 +53,16 @@ def test_each_batch_is_on_disk_before_the_next(tmp_path: Path) -> None:
         journal.append([entry("15105550001")])
         # Another reader (a person tailing it, or the next run after a crash) sees it now.
         assert len(path.read_text().splitlines()) == 1
+
+
+def test_plan_reads_back_the_values_the_account_rewrote(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    assert seen_rewrites(path) == {}
+    rewrite = Rewrite("15105550001", "tags", (" VIP",), ("VIP",))
+    line = JournalEntry(
+        "t", "r", "apply", "update", "15105550001", "u1", "inconsistent", "why", None, rewrite
+    ).to_json_line()
+    plain = JournalEntry("t", "r", "apply", "update", "15105550002", "u2", "applied", None, None)
+    assert "sent" not in plain.to_json_line()  # every other line as it always was
+    path.write_text(f"{plain.to_json_line()}\n{line}\n" + '{"result": "inconsistent', "utf-8")
+    assert seen_rewrites(path) == {("15105550001", "tags"): [" VIP"]}

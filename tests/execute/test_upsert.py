@@ -27,13 +27,11 @@ def test_each_change_named_once_gets_its_outcome() -> None:
         create("14155550103"),
     ]
     refusal = Refusal("14155550103", None, "invalid_field", "no such field")
-    result = UpsertResult(
-        succeeded=[StoredContact("14155550101", "u1"), StoredContact(None, "u2")],
-        failed=[refusal],
-    )
+    created, updated = StoredContact("14155550101", "u1"), StoredContact(None, "u2")
+    result = UpsertResult(succeeded=[created, updated], failed=[refusal])
     assert match_answer(batch, result) == {
-        "14155550101": "u1",
-        "14155550102": "u2",
+        "14155550101": created,
+        "14155550102": updated,
         "14155550103": refusal,
     }
 

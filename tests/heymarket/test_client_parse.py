@@ -8,6 +8,7 @@ import pytest
 
 from reconciler.core.errors import BadResponseError
 from reconciler.heymarket.parse import (
+    StoredContact,
     parse_bulk_write,
     parse_contact_list,
     parse_count,
@@ -136,3 +137,23 @@ def test_a_refusal_reason_is_one_short_line_whatever_the_server_wrote() -> None:
     (_, [refusal]) = parse_upsert_answer(body)
     assert "\n" not in refusal.message and "\n" not in refusal.code
     assert len(refusal.message) < 400
+
+
+def test_a_bulk_answer_carries_the_values_as_stored_and_skips_what_it_cannot_read() -> None:
+    stored = StoredContact.of(
+        {
+            "phone": "15105550001",
+            "uuid": "u1",
+            "first": "Ana Maria",
+            "last": 7,
+            "email": {"not": "text"},
+            "is_opted_out": "true",
+            "custom": {"901": "gold"},
+            "tags": "VIP",
+        }
+    )
+    assert (stored.phone, stored.uuid) == ("15105550001", "u1")
+    assert stored.fields == {"first": "Ana Maria", "last": "7", "is_opted_out": True}
+    assert stored.custom == {"901": "gold"}
+    assert stored.tags is None
+    assert StoredContact.of({"uuid": "u2"}) == StoredContact(None, "u2")

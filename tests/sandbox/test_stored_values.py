@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.sandbox.faults import FaultSettingError, FaultSettings
 from reconciler.sandbox.stored_values import (
     SentCustomValue,
+    TextRewrite,
     default_display_name,
     stored_custom_value,
     stored_email,
@@ -89,3 +91,16 @@ def test_display_name_defaults_to_first_and_last(
     first: str | None, last: str | None, shown: str | None
 ) -> None:
     assert default_display_name(first, last) == shown
+
+
+def test_a_stricter_account_rewrites_text_only_when_asked() -> None:
+    assert not TextRewrite().active and TextRewrite()("Ana  Maria") == "Ana  Maria"
+    assert TextRewrite(collapse_spaces=True)("Ana \t Maria") == "Ana Maria"
+    assert TextRewrite(truncate_to=4)("Ana Maria") == "Ana"
+    assert TextRewrite(case="upper")("Ana") == "ANA"
+    assert TextRewrite(case="title")("ana maria") == "Ana Maria"
+    assert TextRewrite(truncate_to=1)(None) is None
+    settings = FaultSettings().updated_with({"rewrite_case": "lower", "rewrite_truncate": 3})
+    assert settings.text_rewrite == TextRewrite(False, 3, "lower")
+    with pytest.raises(FaultSettingError, match="rewrite_case"):
+        FaultSettings().updated_with({"rewrite_case": "sideways"})
