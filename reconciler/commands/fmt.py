@@ -29,7 +29,12 @@ def run(request: FmtRequest, env: Environment) -> int:
     check = request.check
     try:
         config = load_config(request.config_file, env.cwd)
-        result = format_directory(request.contacts_dir or config.contacts, env.cwd, check=check)
+        result = format_directory(
+            request.contacts_dir or config.contacts,
+            env.cwd,
+            check=check,
+            default_region=config.phones.default_region,
+        )
     except DesiredStateError as error:
         if not error.problems:
             raise

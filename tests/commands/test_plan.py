@@ -311,7 +311,7 @@ def test_invalid_desired_state_makes_no_request(
     project: SandboxHandle, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Path("contacts/bad.yaml").write_text(
-        'contacts:\n  - phone: "15105550030"\n    frist: Ann\n  - phone: "+1 510 555 0031"\n',
+        'contacts:\n  - phone: "15105550030"\n    frist: Ann\n  - phone: "510 555 0031"\n',
         encoding="utf-8",
     )
     # The desired state is checked before the credentials: its problems come first.
@@ -320,7 +320,7 @@ def test_invalid_desired_state_makes_no_request(
     assert (code, out) == (1, "")
     lines = err.splitlines()
     assert lines[0].startswith('contacts/bad.yaml:3:5: unknown key "frist"')
-    assert lines[1].startswith('contacts/bad.yaml:4:5: phone "+1 510 555 0031"')
+    assert lines[1].startswith('contacts/bad.yaml:4:5: phone "510 555 0031" has no country')
     assert lines[2] == ("Found 2 problems in 1 file; nothing was planned and no request was made.")
     assert project.stats()["requests"] == 0
 

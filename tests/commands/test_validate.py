@@ -12,7 +12,7 @@ import pytest
 from reconciler.cli import main
 
 VALID = 'contacts:\n  - phone: "15105551234"\n    first: Alice\n  - phone: "15105551235"\n'
-INVALID = 'contacts:\n  - phone: "15105551234"\n    frist: Alice\n  - phone: "+1 510 555 1235"\n'
+INVALID = 'contacts:\n  - phone: "15105551234"\n    frist: Alice\n  - phone: "510 555 1235"\n'
 ALLOWED = "(allowed: phone, first, last, display_name, email, is_opted_out, custom)"
 
 
@@ -40,8 +40,9 @@ def test_every_problem_then_exit_1(project: Path, capsys: pytest.CaptureFixture[
     captured = capsys.readouterr()
     assert captured.out == (
         f'contacts/a.yaml:3:5: unknown key "frist" {ALLOWED}\n'
-        'contacts/a.yaml:4:5: phone "+1 510 555 1235" is not in canonical form; '
-        'write "15105551235"\n'
+        'contacts/a.yaml:4:5: phone "510 555 1235" has no country code; write it with "+" and '
+        'the country code (e.g. "+1 415 555 0101"), or set phones.default_region in '
+        "reconciler.yaml (e.g. US) to read numbers written without one\n"
     )
     assert captured.err == "Found 2 problems in 1 file.\n"
 
@@ -63,7 +64,8 @@ def test_format_github_outside_actions(project: Path, capsys: pytest.CaptureFixt
     assert main(["validate", "--format", "github"]) == 1
     assert capsys.readouterr().out.splitlines()[1] == (
         '::error file=contacts/a.yaml,line=2,col=5::phone "5%25" is not a phone number; '
-        'write 7 to 15 digits with the country code and no "+", e.g. "15105551234"'
+        'write it with its country code, e.g. "+1 510 555 1234" or "15105551234" (only '
+        "digits, spaces and + - . ( ) may be written)"
     )
 
 
