@@ -32,8 +32,10 @@ from reconciler.core.phones import is_canonical_phone
 # ("14155550101\n" once passed for a phone) hides in a quoted value.
 _SPELLING = re.compile(r"\+?[0-9(][0-9 ().-]*[0-9]")
 _DIGITS = re.compile(r"[0-9]+")
-# A YAML number with a fraction or an exponent: its digits are not the phone that was meant.
-_DECIMAL = re.compile(r"[0-9]+\.[0-9]*|[0-9.]+[eE][-+]?[0-9]+")
+# A YAML number with a zero fraction or an exponent (14155550101.0, 1.4155550101e10): its
+# digits are not the phone that was meant. One dot with digits after it may be a spelling
+# ("01512.3456789"), and is read as one.
+_DECIMAL = re.compile(r"[0-9]+\.0*|[0-9.]+[eE][-+]?[0-9]+")
 _EXAMPLE = '"+1 510 555 1234" or "15105551234"'
 _WHY_IMPOSSIBLE = {
     ValidationResult.TOO_SHORT: "too short",

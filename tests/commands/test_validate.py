@@ -121,3 +121,41 @@ def test_hostile_files_never_crash_the_process(project: Path) -> None:
         "contacts/huge.yaml",
     ]
     assert result.stderr == "Found 4 problems in 4 files.\n"
+
+
+UNASSIGNED_WARNING = (
+    "contacts/a.yaml:3:5: warning: phone 15550000001: not known to be an assigned number in "
+    "+1 (US), though its length is possible; check it (messages to it may not be delivered)\n"
+)
+
+
+def test_warnings_follow_the_result_and_leave_the_exit_code_alone(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spelled = 'contacts:\n  - phone: "+1 (510) 555-1234"\n  - phone: "+1 555 000 0001"\n'
+    (project / "contacts" / "a.yaml").write_text(spelled, encoding="utf-8")
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == "2 contacts in 1 file are valid.\n" + UNASSIGNED_WARNING
+    (project / "contacts" / "b.yaml").write_text('contacts:\n  - phone: "1234567"\n')
+    assert main(["validate"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == (
+        'contacts/b.yaml:2:5: phone "1234567" is not a possible number: read as +1 (US), it is '
+        "too short; check its digits\n" + UNASSIGNED_WARNING
+    )
+    assert captured.err == "Found 1 problem in 1 file.\n"
+
+
+def test_national_spellings_need_the_default_region_of_the_config(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    national = 'contacts:\n  - phone: "(510) 555-1234"\n  - phone: "15105551234"\n'
+    (project / "contacts" / "a.yaml").write_text(national, encoding="utf-8")
+    assert main(["validate"]) == 1
+    assert "phones.default_region" in capsys.readouterr().out
+    (project / "reconciler.yaml").write_text("phones:\n  default_region: US\n", encoding="utf-8")
+    assert main(["validate"]) == 1
+    assert capsys.readouterr().out == (
+        "contacts/a.yaml:3:5: phone 15105551234 is declared twice: here and at "
+        "contacts/a.yaml:2:5\n"
+    )

@@ -295,3 +295,92 @@ def test_example_contacts_directory_is_valid() -> None:
     state = load_desired_state(repository / "contacts", repository)
     assert len(state.contacts) >= 25
     assert any(contact.fields.get("is_opted_out") is True for contact in state.contacts)
+
+
+def test_two_spellings_of_one_number_are_a_duplicate_naming_both_places(
+    contacts_dir: Path, tmp_path: Path
+) -> None:
+    write(contacts_dir, "a.yaml", 'contacts:\n  - phone: "+1 (415) 555-0101"\n    first: A\n')
+    write(contacts_dir, "b.yaml", 'contacts:\n  - phone: "14155550102"\n  - phone: 14155550101\n')
+    assert problems_of(contacts_dir, tmp_path) == [
+        "contacts/b.yaml:3:5: phone 14155550101 is declared twice: here and at contacts/a.yaml:2:5"
+    ]
+    write(contacts_dir, "b.yaml", 'contacts:\n  - phone: "415.555.0101"\n')
+    with pytest.raises(DesiredStateError) as caught:
+        load_desired_state(contacts_dir, tmp_path, default_region="US")
+    assert [str(problem) for problem in caught.value.problems] == [
+        "contacts/b.yaml:2:5: phone 14155550101 is declared twice: here and at contacts/a.yaml:2:5"
+    ]
+
+
+def test_every_spelling_becomes_the_canonical_identity_of_the_contact(
+    contacts_dir: Path, tmp_path: Path
+) -> None:
+    write(
+        contacts_dir,
+        "a.yaml",
+        "contacts:\n"
+        '  - phone: "+44 20 7946 0958"\n'
+        '  - phone: "(415) 555-0101"\n'
+        "  - phone: 15105551234\n"
+        "    first: Ann\n",
+    )
+    state = load_desired_state(contacts_dir, tmp_path, default_region="US")
+    assert [contact.phone for contact in state.contacts] == [
+        "442079460958",
+        "14155550101",
+        "15105551234",
+    ]
+    assert state.warnings == ()
+    # The fast path and the reference loader read the same.
+    data = (contacts_dir / "a.yaml").read_bytes()
+    assert parse_file(data, "contacts/a.yaml", "US").contacts == list(state.contacts)
+
+
+def test_a_phone_that_cannot_be_read_is_a_located_problem_on_either_path(
+    contacts_dir: Path, tmp_path: Path
+) -> None:
+    write(
+        contacts_dir,
+        "a.yaml",
+        'contacts:\n  - phone: "15105551234"\n  - phone: "(415) 555-0101"\n  - phone: "1234567"\n',
+    )
+    problems = problems_of(contacts_dir, tmp_path)
+    assert [problem.split(": phone")[0] for problem in problems] == [
+        "contacts/a.yaml:3:5",
+        "contacts/a.yaml:4:5",
+    ]
+    assert "has no country code" in problems[0]
+    assert "is not a possible number" in problems[1]
+
+
+def test_an_unassigned_number_is_a_warning_not_a_problem(
+    contacts_dir: Path, tmp_path: Path
+) -> None:
+    write(contacts_dir, "a.yaml", 'contacts:\n  - phone: "15105551234"\n  - phone: "15550000001"\n')
+    for cache_dir in (None, tmp_path / "cache", tmp_path / "cache"):  # cold, stored, read back
+        state = load_desired_state(contacts_dir, tmp_path, cache_dir=cache_dir)
+        assert len(state.contacts) == 2
+        assert [str(warning) for warning in state.warnings] == [
+            "contacts/a.yaml:3:5: warning: phone 15550000001: not known to be an assigned number "
+            "in +1 (US), though its length is possible; check it (messages to it may not be "
+            "delivered)"
+        ]
+    write(contacts_dir, "b.yaml", "contacts:\n  - phone: x\n")
+    with pytest.raises(DesiredStateError) as caught:
+        load_desired_state(contacts_dir, tmp_path)
+    assert len(caught.value.problems) == 1
+    assert [line.split(": warning")[0] for line in caught.value.warnings] == ["contacts/a.yaml:3:5"]
+
+
+def test_the_parse_cache_keeps_regions_apart(contacts_dir: Path, tmp_path: Path) -> None:
+    write(contacts_dir, "a.yaml", 'contacts:\n  - phone: "020 7946 0958"\n')
+    cache = tmp_path / "cache"
+    (gb,) = load_desired_state(
+        contacts_dir, tmp_path, cache_dir=cache, default_region="GB"
+    ).contacts
+    with pytest.raises(DesiredStateError):
+        load_desired_state(contacts_dir, tmp_path, cache_dir=cache)
+    with pytest.raises(DesiredStateError):
+        load_desired_state(contacts_dir, tmp_path, cache_dir=cache, default_region="US")
+    assert gb.phone == "442079460958"
