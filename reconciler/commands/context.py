@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
 from reconciler.core.masking import contact_names
-from reconciler.core.model import CustomField, LiveContact
-from reconciler.core.plan import Plan
+from reconciler.core.model import CustomField, LiveContact, SourceLocation
+from reconciler.core.plan import Notice, Plan
 from reconciler.core.redaction import credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
 from reconciler.desired.config import Config, load_config
@@ -156,7 +156,17 @@ def fetch_live_state(
 
 def load_desired(settings: Settings) -> DesiredState:
     return load_desired_state(
-        settings.contacts_dir, settings.cwd, cache_dir=cache_directory(settings) / "desired"
+        settings.contacts_dir,
+        settings.cwd,
+        cache_dir=cache_directory(settings) / "desired",
+        default_region=settings.config.phones.default_region,
+    )
+
+
+def _phone_notices(desired: DesiredState) -> tuple[Notice, ...]:
+    return tuple(
+        Notice(warning.message, warning.phone, SourceLocation(warning.path, warning.line))
+        for warning in desired.warnings
     )
 
 
@@ -173,6 +183,9 @@ def make_plan(
     time are marked (``core.rewrites``)."""
     diff_settings = config.diff_settings(run_max_deletes=run_max_deletes)
     plan = diff(desired.contacts, live.contacts, live.fields, diff_settings, prune=prune)
+    if desired.warnings:
+        # The desired state's own warnings come first: they are about what the files say.
+        plan = replace(plan, warnings=(*_phone_notices(desired), *plan.warnings))
     if journal is not None:
         plan = mark_seen_rewrites(plan, seen_rewrites(journal))
     return PlanRun(desired=desired, live=live, settings=diff_settings, plan=plan)

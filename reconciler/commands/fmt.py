@@ -30,7 +30,12 @@ def run(request: FmtRequest, env: Environment) -> int:
         settings = open_settings(
             env, config_file=request.config_file, contacts_dir=request.contacts_dir
         )
-        result = format_directory(settings.contacts_dir, env.cwd, check=check)
+        result = format_directory(
+            settings.contacts_dir,
+            env.cwd,
+            check=check,
+            default_region=settings.config.phones.default_region,
+        )
     except DesiredStateError as error:
         if not error.problems:
             raise

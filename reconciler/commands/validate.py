@@ -1,5 +1,6 @@
 """``reconciler validate``: check the desired state without the network, and name every
-problem as ``FILE:LINE:COL: message`` (also as a GitHub annotation on a pull request)."""
+problem as ``FILE:LINE:COL: message`` (also as a GitHub annotation on a pull request), then
+every warning as ``FILE:LINE:COL: warning: message`` (which does not change the exit code)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class ValidateRequest:
 
 def run(request: ValidateRequest, env: Environment) -> int:
     """The problems on stdout and their count on stderr (exit 1), or one line saying how
-    many contacts in how many files are valid."""
+    many contacts in how many files are valid; the warnings on stdout after either."""
     console = env.console
     github = wants_github_annotations(request.output_format, env.environ)
     try:
@@ -33,15 +34,21 @@ def run(request: ValidateRequest, env: Environment) -> int:
         settings = open_settings(
             env, config_file=request.config_file, contacts_dir=request.contacts_dir
         )
-        state = load_desired_state(settings.contacts_dir, env.cwd)
+        state = load_desired_state(
+            settings.contacts_dir, env.cwd, default_region=settings.config.phones.default_region
+        )
     except DesiredStateError as error:
         if not error.problems:
             raise
         consequence = f"{problem_count(error.problems)}."
         report_problem_lines(env, error.problems, github=github, consequence=consequence)
+        for warning in error.warnings:
+            console.out(warning + "\n")
         return EXIT_ERROR
     files = len(state.files)
     console.out(
         f"{len(state.contacts)} contacts in {files} file{'s' if files != 1 else ''} are valid.\n"
     )
+    for phone_warning in state.warnings:
+        console.out(f"{phone_warning}\n")
     return EXIT_OK

@@ -79,8 +79,10 @@ class Problem:
 class DesiredStateError(ReconcilerError):
     """The desired state could not be loaded; carries every problem found, not just the first."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(self, problems: Sequence[Problem], *, warnings: Sequence[str] = ()) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
+        # Found beside the problems, already worded as ``FILE:LINE:COL: warning: ...`` lines.
+        self.warnings: tuple[str, ...] = tuple(warnings)
         count = len(self.problems)
         first = str(self.problems[0]) if self.problems else "no details"
         more = f" (and {count - 1} more)" if count > 1 else ""
@@ -97,6 +99,7 @@ class InputNotFoundError(DesiredStateError):
 
     def __init__(self, message: str) -> None:
         self.problems = ()
+        self.warnings = ()
         ReconcilerError.__init__(self, message)
 
 

@@ -1,7 +1,8 @@
 """``reconciler fmt``: the canonical layout of a contacts file, comments kept.
 
 Canonical means: keys in the order phone, first, last, display_name, email, is_opted_out,
-custom; phones double-quoted (so YAML never reads them as numbers); contacts sorted by phone
+custom; phones as their canonical digits (``"+1 (415) 555-0101"`` becomes ``"14155550101"``),
+double-quoted (so YAML never reads them as numbers); contacts sorted by phone
 within a file; two-space indentation with list dashes indented under ``contacts:``; text
 that any YAML reader could fold, refuse or read otherwise (controls, tabs, line ends, NEL,
 LS/PS, a BOM) written as escapes in double quotes. Only a file that loads without problems is
@@ -36,6 +37,7 @@ from reconciler.desired.loader import (
     load_desired_state,
     parse_file_fast,
 )
+from reconciler.desired.phone_spellings import ReadPhone, read_phone
 from reconciler.desired.yaml_text import (
     readable_alike,
     round_trip_yaml,
@@ -61,14 +63,18 @@ class Formatted(NamedTuple):
     comments_kept: bool
 
 
-def _canonical_contact(contact: Any) -> None:
+def _canonical_contact(contact: Any, default_region: str | None) -> None:
     if not isinstance(contact, CommentedMap):
         return
     order = {key: index for index, key in enumerate(CANONICAL_KEY_ORDER)}
     for key in sorted(contact, key=lambda key: order.get(key, len(order))):
         contact.move_to_end(key)
     if "phone" in contact and contact["phone"] is not None:
-        contact["phone"] = DoubleQuotedScalarString(str(contact["phone"]))
+        phone = str(contact["phone"])
+        read = read_phone(phone, default_region)
+        contact["phone"] = DoubleQuotedScalarString(
+            read.phone if isinstance(read, ReadPhone) else phone
+        )
 
 
 # ruamel.yaml attaches the comment lines *above* a list item to the last value of the item
@@ -113,7 +119,7 @@ def _attach_trailing_lines(contact: CommentedMap, lines: str) -> None:
         token.value = str(token.value).rstrip("\n") + "\n" + lines
 
 
-def _canonical_contacts(contacts: CommentedSeq) -> CommentedSeq:
+def _canonical_contacts(contacts: CommentedSeq, default_region: str | None = None) -> CommentedSeq:
     items = list(contacts)
     if not all(isinstance(item, CommentedMap) for item in items):
         return contacts
@@ -122,7 +128,7 @@ def _canonical_contacts(contacts: CommentedSeq) -> CommentedSeq:
     above = ["", *trailing[:-1]]
     end_of_list = trailing[-1] if trailing else ""
     for item in items:
-        _canonical_contact(item)
+        _canonical_contact(item, default_region)
     order = sorted(range(len(items)), key=lambda index: str(items[index].get("phone", "")))
     result = CommentedSeq(items[index] for index in order)
     result.ca.comment = contacts.ca.comment
@@ -148,23 +154,24 @@ def _attach_to_list_header(contacts: CommentedSeq, lines: str) -> None:
         contacts.ca.comment = [None, [CommentToken(lines.lstrip(" "), CommentMark(2), None)]]
 
 
-def _round_trip_format(text: str) -> str:
+def _round_trip_format(text: str, default_region: str | None) -> str:
     yaml = round_trip_yaml()
     document = yaml.load(text)
     if isinstance(document, CommentedMap) and isinstance(document.get("contacts"), CommentedSeq):
-        document["contacts"] = _canonical_contacts(document["contacts"])
+        document["contacts"] = _canonical_contacts(document["contacts"], default_region)
     output = io.StringIO()
     yaml.dump(document, output)
     return output.getvalue()
 
 
-def _declared(text: str) -> list[dict[str, Any]] | None:
-    """The contacts ``text`` declares, read as ``validate`` reads them (None when invalid)."""
+def _declared(text: str, default_region: str | None) -> list[dict[str, Any]] | None:
+    """The contacts ``text`` declares, read as ``validate`` reads them, phones canonical
+    (None when invalid)."""
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         return None
-    parsed = parse_file_fast(data, "")
+    parsed = parse_file_fast(data, "", default_region)
     if isinstance(parsed, ParsedFile):
         if parsed.problems:
             return None
@@ -190,8 +197,8 @@ def _same_values(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> boo
     return sorted(map(identity, left)) == sorted(map(identity, right))
 
 
-def _reads_as(text: str, expected: list[dict[str, Any]]) -> bool:
-    found = _declared(text)
+def _reads_as(text: str, expected: list[dict[str, Any]], default_region: str | None) -> bool:
+    found = _declared(text, default_region)
     return found is not None and _same_values(found, expected)
 
 
@@ -201,31 +208,33 @@ def _typed(value: object) -> str:
     return repr(value)  # a repr names the type: True, 1, 1.0, '1' and nan all differ
 
 
-def format_file(text: str) -> Formatted:
-    """The canonical form of one valid contacts file, comments kept where ruamel.yaml can
-    rewrite the file without changing a value; otherwise written from its values."""
-    expected = _declared(text)
+def format_file(text: str, default_region: str | None = None) -> Formatted:
+    """The canonical form of one valid contacts file (phones written without a country code
+    read in ``default_region``), comments kept where ruamel.yaml can rewrite the file
+    without changing a value; otherwise written from its values."""
+    expected = _declared(text, default_region)
     if expected is None:
-        return Formatted(_round_trip_format(text), True)  # not ours to judge: validate words it
+        # Not ours to judge: validate words it.
+        return Formatted(_round_trip_format(text, default_region), True)
     try:
         readable = readable_alike(text) if _MAYBE_READ_OTHERWISE.search(text) else text
-        formatted = _round_trip_format(readable)
+        formatted = _round_trip_format(readable, default_region)
     except RoundTripError:
         formatted = None
-    if formatted is not None and _reads_as(formatted, expected):
+    if formatted is not None and _reads_as(formatted, expected, default_region):
         if formatted.endswith("\n\n"):
             # Empty lines that ended a block scalar moved to the end of the file: a file
             # ends with one line end (unless they are the value's own, kept with "|+").
             trimmed = formatted.rstrip("\n") + "\n"
-            if _reads_as(trimmed, expected):
+            if _reads_as(trimmed, expected, default_region):
                 formatted = trimmed
         return Formatted(formatted, True)
     return Formatted(contacts_text(expected), False)
 
 
-def format_text(text: str) -> str:
+def format_text(text: str, default_region: str | None = None) -> str:
     """The canonical form of one valid contacts file."""
-    return format_file(text).text
+    return format_file(text, default_region).text
 
 
 def contacts_text(contacts: Sequence[Mapping[str, Any]]) -> str:
@@ -241,17 +250,19 @@ def contacts_text(contacts: Sequence[Mapping[str, Any]]) -> str:
     return output.getvalue()
 
 
-def format_directory(contacts_dir: Path, cwd: Path, *, check: bool) -> FmtResult:
+def format_directory(
+    contacts_dir: Path, cwd: Path, *, check: bool, default_region: str | None = None
+) -> FmtResult:
     """Format every contacts file (or with ``check``, only report which would change).
 
     Raises ``DesiredStateError`` (every problem) when the desired state does not load."""
-    load_desired_state(contacts_dir, cwd)
+    load_desired_state(contacts_dir, cwd, default_region=default_region)
     changed: list[str] = []
     rebuilt: list[str] = []
     unchanged = 0
     for path in contact_files(contacts_dir):
         text = path.read_text(encoding="utf-8-sig")
-        formatted, comments_kept = format_file(text)
+        formatted, comments_kept = format_file(text, default_region)
         if formatted == text:
             unchanged += 1
             continue

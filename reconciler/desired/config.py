@@ -6,18 +6,21 @@ contacts files; relative paths in it are relative to the directory holding it.""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.diff import DiffSettings
 from reconciler.core.errors import ConfigError, InputNotFoundError, Problem
+from reconciler.desired.phone_spellings import canonical_protect_pattern, is_known_region
 from reconciler.desired.schemas import CONFIG_SCHEMA, schema_problems
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
 from reconciler.files.paths import display_path
 
 DEFAULT_CONFIG_FILE = "reconciler.yaml"
 DEFAULT_API_URL = "https://api.heymarket.com"
+_REGION_CODE = re.compile("[A-Z]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,12 @@ class PruneSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PhoneSettings:
+    # The region of numbers written without "+" and a country code; None refuses them.
+    default_region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutputSettings:
     mask_pii: bool = False
 
@@ -53,6 +62,7 @@ class Config:
     ownership: OwnershipSettings = field(default_factory=OwnershipSettings)
     prune: PruneSettings = field(default_factory=PruneSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    phones: PhoneSettings = field(default_factory=PhoneSettings)
     # The file it was read from, or None when defaults were used.
     source: Path | None = None
 
@@ -91,6 +101,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
     if loaded is not None:
         problems, _ = schema_problems(CONFIG_SCHEMA, loaded, shown_as, "a mapping of settings")
         problems += _not_a_number_problems(loaded, shown_as)
+        problems += _unknown_region_problems(loaded, shown_as)
         if problems:
             raise ConfigError(sorted(problems, key=lambda p: (p.line, p.column)))
         assert isinstance(loaded.value, dict)
@@ -118,6 +129,25 @@ def _not_a_number_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
     return problems
 
 
+def _unknown_region_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
+    """A default region the schema lets through (two capitals) that no numbering plan is
+    known for: national numbers could not be read in it."""
+    settings = loaded.value.get("phones") if isinstance(loaded.value, dict) else None
+    region = settings.get("default_region") if isinstance(settings, dict) else None
+    # A region of another shape already has its problem from the schema.
+    if not isinstance(region, str) or not _REGION_CODE.fullmatch(region):
+        return []
+    if is_known_region(region):
+        return []
+    key_node, value_node = locate(loaded.root, ("phones", "default_region"))
+    line, column = position(key_node or value_node)
+    message = (
+        f'phones.default_region "{region}" is not a region with a known numbering plan; '
+        'write an ISO 3166-1 code, e.g. "US" or "GB"'
+    )
+    return [Problem(shown_as, line, column, message)]
+
+
 def _from_values(values: dict[str, Any], source: Path, cwd: Path) -> Config:
     directory_name = source.absolute().parent.name
     base = source.parent
@@ -129,6 +159,7 @@ def _from_values(values: dict[str, Any], source: Path, cwd: Path) -> Config:
     ownership = values.get("ownership", {})
     prune = values.get("prune", {})
     output = values.get("output", {})
+    phones = values.get("phones", {})
     defaults = Config()
     return Config(
         contacts=base / values.get("contacts", defaults.contacts),
@@ -145,9 +176,10 @@ def _from_values(values: dict[str, Any], source: Path, cwd: Path) -> Config:
             max_delete_percent=float(
                 prune.get("max_delete_percent", defaults.prune.max_delete_percent)
             ),
-            protect=tuple(prune.get("protect", ())),
+            protect=tuple(canonical_protect_pattern(item) for item in prune.get("protect", ())),
             backup_dir=base / prune.get("backup_dir", defaults.prune.backup_dir),
         ),
         output=OutputSettings(mask_pii=output.get("mask_pii", defaults.output.mask_pii)),
+        phones=PhoneSettings(default_region=phones.get("default_region")),
         source=source,
     )

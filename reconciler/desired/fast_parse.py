@@ -23,6 +23,7 @@ import yaml
 from reconciler.core.model import STANDARD_FIELDS, StandardValue
 from reconciler.core.normalize import CustomValue
 from reconciler.desired.emails import EMAIL_RULE, is_email
+from reconciler.desired.phone_spellings import ReadPhone, read_phone
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
 from reconciler.desired.yaml_safety import (
     _BOOLS,
@@ -40,7 +41,8 @@ from reconciler.desired.yaml_safety import (
 
 class ContactRow(NamedTuple):
     """One valid declared contact, without the file it came from (so it can be cached by
-    content): the values, the line of its item, and where its ``phone`` key is written."""
+    content): the values (the phone canonical), the line of its item, where its ``phone``
+    key is written, and the warning its phone earned (``phone_spellings``), if any."""
 
     phone: str
     fields: dict[str, StandardValue]
@@ -48,6 +50,7 @@ class ContactRow(NamedTuple):
     line: int
     phone_line: int
     phone_column: int
+    phone_warning: str | None = None
 
 
 class _NotPlain(Exception):
@@ -206,9 +209,10 @@ def _build_from(parser: Any) -> _Built:
     return _Built(root, items)
 
 
-def valid_contact_rows(data: bytes) -> list[ContactRow] | None:
-    """The contacts of one file when it is plainly valid, else ``None`` (ask the reference
-    loader, which finds and words every problem)."""
+def valid_contact_rows(data: bytes, default_region: str | None = None) -> list[ContactRow] | None:
+    """The contacts of one file when it is plainly valid, its phones read with
+    ``default_region``, else ``None`` (ask the reference loader, which finds and words every
+    problem)."""
     text = decode_text(data, "")
     if not isinstance(text, str):
         return None
@@ -230,14 +234,18 @@ def valid_contact_rows(data: bytes) -> list[ContactRow] | None:
         assert isinstance(item, dict)
         custom = item.get("custom", {})
         assert isinstance(custom, dict)
+        phone = read_phone(str(item["phone"]), default_region)
+        if not isinstance(phone, ReadPhone):
+            return None
         rows.append(
             ContactRow(
-                phone=str(item["phone"]),
+                phone=phone.phone,
                 fields={name: item[name] for name in STANDARD_FIELDS if name in item},  # type: ignore[misc]
                 custom=custom,  # type: ignore[arg-type]
                 line=line,
                 phone_line=phone_line,
                 phone_column=phone_column,
+                phone_warning=phone.warning,
             )
         )
     return rows

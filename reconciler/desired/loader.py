@@ -1,8 +1,10 @@
 """The desired state: every ``*.yaml``/``*.yml`` file under the contacts directory, loaded
 into frozen ``DesiredContact`` values, or one ``DesiredStateError`` carrying every problem.
 
-``parse_file`` is a pure function of a file's bytes and its display path, so its result can
-be cached by content; ``load_desired_state`` adds what needs all files (duplicate phones)."""
+``parse_file`` is a pure function of a file's bytes, its display path and the default region
+of phones written without a country code, so its result can be cached by content;
+``load_desired_state`` adds what needs all files (duplicate phones, which are compared in
+their canonical form, so two spellings of one number are a duplicate)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from reconciler.core.proof import desired_state_digest
 from reconciler.desired.emails import email_problem
 from reconciler.desired.fast_parse import ContactRow, valid_contact_rows
 from reconciler.desired.parse_cache import ParseCache
+from reconciler.desired.phone_spellings import PhoneProblem, read_phone
 from reconciler.desired.schemas import CONTACTS_SCHEMA, schema_problems
 from reconciler.desired.unicode_form import composed_custom, composed_fields
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
@@ -36,10 +39,24 @@ PARALLEL_MIN_FILES = 4
 _TOP_LEVEL = 'a mapping with one key, "contacts"'
 
 
+class PhoneWarning(NamedTuple):
+    """A phone that was read, but may not be in service (``phone_spellings``)."""
+
+    phone: str
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: warning: phone {self.phone}: {self.message}"
+
+
 @dataclass(frozen=True, slots=True)
 class DesiredState:
     contacts: tuple[DesiredContact, ...]
     files: tuple[Path, ...]
+    warnings: tuple[PhoneWarning, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -60,13 +77,15 @@ class ParsedFile(NamedTuple):
     contacts: list[DesiredContact]
     phones: list[PhoneDeclaration]
     problems: list[Problem]
+    warnings: list[PhoneWarning]
 
 
-def parse_file(data: bytes, shown_as: str) -> ParsedFile:
-    """The contacts declared in one file's bytes and every problem in it."""
+def parse_file(data: bytes, shown_as: str, default_region: str | None = None) -> ParsedFile:
+    """The contacts declared in one file's bytes and every problem in it; phones written
+    without a country code are read in ``default_region``."""
     loaded = load_yaml(data, shown_as)
     if isinstance(loaded, Problem):
-        return ParsedFile([], [], [loaded])
+        return ParsedFile([], [], [loaded], [])
     if loaded is None:
         empty = Problem(
             shown_as,
@@ -75,26 +94,29 @@ def parse_file(data: bytes, shown_as: str) -> ParsedFile:
             'empty file; a contacts file holds one key, "contacts" '
             '(write "contacts: []" to declare none)',
         )
-        return ParsedFile([], [], [empty])
+        return ParsedFile([], [], [empty], [])
     problems, bad_paths = schema_problems(CONTACTS_SCHEMA, loaded, shown_as, _TOP_LEVEL)
     if () in bad_paths or ("contacts",) in bad_paths:
-        return ParsedFile([], [], sorted(problems, key=_problem_order))
-    contacts, phones, email_problems = _contacts(loaded, shown_as, bad_paths)
-    problems += email_problems
-    return ParsedFile(contacts, phones, sorted(problems, key=_problem_order))
+        return ParsedFile([], [], sorted(problems, key=_problem_order), [])
+    parsed = _contacts(loaded, shown_as, bad_paths, default_region)
+    problems.extend(parsed.problems)
+    return parsed._replace(problems=sorted(problems, key=_problem_order))
 
 
-def parse_file_fast(data: bytes, shown_as: str) -> ParsedFile | list[ContactRow]:
+def parse_file_fast(
+    data: bytes, shown_as: str, default_region: str | None = None
+) -> ParsedFile | list[ContactRow]:
     """``parse_file``'s answer, or the contact rows of a plainly valid file (the common case,
     found without building a node graph or running jsonschema)."""
-    rows = valid_contact_rows(data)
-    return rows if rows is not None else parse_file(data, shown_as)
+    rows = valid_contact_rows(data, default_region)
+    return rows if rows is not None else parse_file(data, shown_as, default_region)
 
 
 def _from_rows(rows: Sequence[ContactRow], shown_as: str) -> ParsedFile:
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
-    for phone, fields, custom, line, phone_line, phone_column in rows:
+    warnings: list[PhoneWarning] = []
+    for phone, fields, custom, line, phone_line, phone_column, warning in rows:
         contacts.append(
             DesiredContact(
                 phone,
@@ -104,10 +126,14 @@ def _from_rows(rows: Sequence[ContactRow], shown_as: str) -> ParsedFile:
             )
         )
         phones.append(PhoneDeclaration(phone, shown_as, phone_line, phone_column))
-    return ParsedFile(contacts, phones, [])
+        if warning is not None:
+            warnings.append(PhoneWarning(phone, shown_as, phone_line, phone_column, warning))
+    return ParsedFile(contacts, phones, [], warnings)
 
 
-def _parse_files(files: Sequence[tuple[bytes, str]], cache: ParseCache | None) -> list[ParsedFile]:
+def _parse_files(
+    files: Sequence[tuple[bytes, str]], cache: ParseCache | None, default_region: str | None
+) -> list[ParsedFile]:
     """Each file parsed, in order: from the cache when its bytes were seen before, else on
     the fast path, across processes when there is enough uncached YAML to pay for them."""
     results: list[ParsedFile | None] = [None] * len(files)
@@ -121,7 +147,8 @@ def _parse_files(files: Sequence[tuple[bytes, str]], cache: ParseCache | None) -
             missing.append(index)
         else:
             results[index] = _from_rows(rows, shown_as)
-    for index, outcome in zip(missing, _parse_missing([files[i] for i in missing]), strict=True):
+    outcomes = _parse_missing([files[i] for i in missing], default_region)
+    for index, outcome in zip(missing, outcomes, strict=True):
         if isinstance(outcome, ParsedFile):
             results[index] = outcome
             continue
@@ -131,7 +158,9 @@ def _parse_files(files: Sequence[tuple[bytes, str]], cache: ParseCache | None) -
     return [result for result in results if result is not None]
 
 
-def _parse_missing(files: Sequence[tuple[bytes, str]]) -> list[ParsedFile | list[ContactRow]]:
+def _parse_missing(
+    files: Sequence[tuple[bytes, str]], default_region: str | None
+) -> list[ParsedFile | list[ContactRow]]:
     workers = min(os.cpu_count() or 1, len(files))
     total_bytes = sum(len(data) for data, _ in files)
     # Forked workers start in milliseconds and never re-run the caller's main module (spawn
@@ -143,7 +172,7 @@ def _parse_missing(files: Sequence[tuple[bytes, str]]) -> list[ParsedFile | list
         or len(files) < PARALLEL_MIN_FILES
         or total_bytes < PARALLEL_MIN_BYTES
     ):
-        return [parse_file_fast(data, shown_as) for data, shown_as in files]
+        return [parse_file_fast(data, shown_as, default_region) for data, shown_as in files]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return list(
@@ -151,6 +180,7 @@ def _parse_missing(files: Sequence[tuple[bytes, str]]) -> list[ParsedFile | list
                 parse_file_fast,
                 [data for data, _ in files],
                 [shown_as for _, shown_as in files],
+                [default_region] * len(files),
                 chunksize=max(1, len(files) // (workers * 4)),
             )
         )
@@ -161,25 +191,35 @@ def _problem_order(problem: Problem) -> tuple[int, int]:
 
 
 def _contacts(
-    loaded: LoadedYaml, shown_as: str, bad_paths: set[tuple[str | int, ...]]
-) -> tuple[list[DesiredContact], list[PhoneDeclaration], list[Problem]]:
+    loaded: LoadedYaml,
+    shown_as: str,
+    bad_paths: set[tuple[str | int, ...]],
+    default_region: str | None,
+) -> ParsedFile:
+    """The contacts the schema accepted whose phone can be read, and the problems and
+    warnings of the phones read."""
     # Only the values the schema accepted become contacts, so the asserts below hold.
     bad_items = {path[1] for path in bad_paths if len(path) > 1}
     assert isinstance(loaded.value, dict)
     items = loaded.value["contacts"]
     assert isinstance(items, list)
     _, items_node = locate(loaded.root, ("contacts",))
-    contacts: list[DesiredContact] = []
-    phones: list[PhoneDeclaration] = []
-    problems: list[Problem] = []
+    parsed = ParsedFile([], [], [], [])
     for index, item in enumerate(items):
         if not isinstance(item, dict) or "phone" not in item:
             continue
         item_node = items_node.value[index]
-        if ("contacts", index, "phone") not in bad_paths:
-            phone_key, _ = locate(item_node, ("phone",))
-            line, column = position(phone_key or item_node)
-            phones.append(PhoneDeclaration(str(item["phone"]), shown_as, line, column))
+        if ("contacts", index, "phone") in bad_paths:
+            continue
+        phone_key, _ = locate(item_node, ("phone",))
+        line, column = position(phone_key or item_node)
+        phone = read_phone(str(item["phone"]), default_region)
+        if isinstance(phone, PhoneProblem):
+            parsed.problems.append(Problem(shown_as, line, column, phone.message))
+            continue
+        parsed.phones.append(PhoneDeclaration(phone.phone, shown_as, line, column))
+        if phone.warning is not None:
+            parsed.warnings.append(PhoneWarning(phone.phone, shown_as, line, column, phone.warning))
         if index in bad_items:
             continue
         email = item.get("email")
@@ -188,13 +228,13 @@ def _contacts(
             _, email_node = locate(item_node, ("email",))
             line, column = position(email_node)
             message = f'email "{email}" is not a valid email address: {problem}'
-            problems.append(Problem(shown_as, line, column, message))
+            parsed.problems.append(Problem(shown_as, line, column, message))
             continue
         custom = item.get("custom", {})
         assert isinstance(custom, dict)
-        contacts.append(
+        parsed.contacts.append(
             DesiredContact(
-                phone=str(item["phone"]),
+                phone=phone.phone,
                 fields=composed_fields(
                     {name: item[name] for name in STANDARD_FIELDS if name in item}  # type: ignore[misc]
                 ),
@@ -202,7 +242,7 @@ def _contacts(
                 source=SourceLocation(shown_as, item_node.start_mark.line + 1),
             )
         )
-    return contacts, phones, problems
+    return parsed
 
 
 def _custom_values(custom: Mapping[str, object]) -> dict[str, CustomValue]:
@@ -287,12 +327,18 @@ def _duplicate_problems(phones: Sequence[PhoneDeclaration]) -> list[Problem]:
 
 
 def load_desired_state(
-    contacts_dir: Path, cwd: Path | None = None, *, cache_dir: Path | None = None
+    contacts_dir: Path,
+    cwd: Path | None = None,
+    *,
+    cache_dir: Path | None = None,
+    default_region: str | None = None,
 ) -> DesiredState:
     """Load and validate every contacts file under ``contacts_dir``; with ``cache_dir``,
-    files parsed before (same bytes) are read from the parse cache there.
+    files parsed before (same bytes) are read from the parse cache there; phones written
+    without a country code are read in ``default_region`` (``phones.default_region``).
 
-    Raises ``DesiredStateError`` with every problem found, in file and line order."""
+    Raises ``DesiredStateError`` with every problem found, in file and line order, and the
+    warnings beside them."""
     base = Path.cwd() if cwd is None else cwd
     shown_dir = display_path(contacts_dir, base)
     if not contacts_dir.is_dir():
@@ -308,6 +354,7 @@ def load_desired_state(
         )
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
+    warnings: list[PhoneWarning] = []
     problems: list[Problem] = unread_problems
     readable: list[tuple[bytes, str]] = []
     for path in files:
@@ -317,15 +364,17 @@ def load_desired_state(
             problems.append(data)
             continue
         readable.append((data, shown_as))
-    cache = ParseCache(cache_dir) if cache_dir is not None else None
+    cache = ParseCache(cache_dir, default_region) if cache_dir is not None else None
     with collector_paused():
-        for parsed in _parse_files(readable, cache):
+        for parsed in _parse_files(readable, cache, default_region):
             contacts.extend(parsed.contacts)
             phones.extend(parsed.phones)
             problems.extend(parsed.problems)
+            warnings.extend(parsed.warnings)
     problems.extend(_duplicate_problems(phones))
+    file_order = {display_path(path, base): index for index, path in enumerate(files)}
+    warnings.sort(key=lambda w: (file_order.get(w.path, -1), w.line, w.column))
     if problems:
-        file_order = {display_path(path, base): index for index, path in enumerate(files)}
         problems.sort(key=lambda p: (file_order.get(p.path, -1), p.line, p.column))
-        raise DesiredStateError(problems)
-    return DesiredState(tuple(contacts), tuple(files))
+        raise DesiredStateError(problems, warnings=tuple(map(str, warnings)))
+    return DesiredState(tuple(contacts), tuple(files), tuple(warnings))

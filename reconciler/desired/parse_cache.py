@@ -1,8 +1,10 @@
 """A content-addressed cache of parsed and validated contacts files, so a plan on unchanged
 files skips YAML and schema work entirely.
 
-An entry is keyed by the sha256 of the file's bytes, the contacts schema's digest and the
-tool's version: a change to any of them is a different key, never a stale hit. Only files
+An entry is keyed by the sha256 of the file's bytes, the contacts schema's digest, the
+tool's version, ``phones.default_region`` and the phone numbering metadata's version (the
+canonical phones and their warnings depend on both): a change to any of them is a
+different key, never a stale hit. Only files
 that were valid are cached (an invalid file is parsed again to word its problems).
 
 Entries are JSON, never pickle, so a planted or foreign cache file cannot run code. An
@@ -20,20 +22,26 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import phonenumbers
+
 from reconciler import __version__
 from reconciler.desired.fast_parse import ContactRow, schema_digest
 from reconciler.files.atomic import private_directory, write_atomically
 from reconciler.files.untrusted_json import decode_json
 
-ENTRY_FORMAT = 1
+# 2: rows carry the canonical phone and its warning.
+ENTRY_FORMAT = 2
 
 
 class ParseCache:
     """Parsed files under ``directory`` (usually ``.reconciler/cache/desired``)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, default_region: str | None = None) -> None:
         self.directory = directory
-        self._salt = f"{ENTRY_FORMAT}:{schema_digest()}:{__version__}".encode()
+        self._salt = (
+            f"{ENTRY_FORMAT}:{schema_digest()}:{__version__}:{default_region or ''}:"
+            f"{phonenumbers.__version__}"
+        ).encode()
 
     def key(self, data: bytes) -> str:
         return hashlib.sha256(self._salt + b"\0" + data).hexdigest()

@@ -12,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from reconciler.core.errors import Problem
-from reconciler.core.phones import PhoneProblem, declared_phone
+from reconciler.desired.phone_spellings import PhoneProblem, read_phone
 from reconciler.desired.yaml_safety import LoadedYaml, locate, position
 from reconciler.files.untrusted_json import decode_json
 
@@ -84,16 +84,21 @@ def _message(error: ValidationError, path: Sequence[str | int], top_level: str) 
     value = error.instance
     last = path[-1] if path else None
     if last == "phone" and isinstance(value, str) and kind == "pattern":
-        problem = declared_phone(value)
+        problem = read_phone(value)
         if isinstance(problem, PhoneProblem):
             return problem.message
     if isinstance(last, int) and len(path) > 1 and path[-2] == "protect" and kind == "pattern":
-        # Phones are digits only; a pattern with "+", spaces or dashes matches nothing and
-        # would leave the contacts it was meant to guard unprotected.
+        # A pattern that can never match a phone would leave the contacts it was meant to
+        # guard unprotected.
         return (
-            f'prune.protect pattern "{value}" can never match a phone; write digits as phones '
-            'are declared (country code, no "+", spaces or dashes), with *, ? and [0-9] as '
-            'wildcards, e.g. "1510555*"'
+            f'prune.protect pattern "{value}" can never match a phone; write a phone with its '
+            'country code (spaces, dashes, brackets and a leading "+" allowed), with *, ? and '
+            '[0-9] as wildcards, e.g. "+1 510 555*"'
+        )
+    if last == "default_region" and kind == "pattern":
+        return (
+            f'phones.default_region "{value}" is not a region code; write its two upper-case '
+            'letters (ISO 3166-1), e.g. "US" or "GB"'
         )
     if last in ("owner", "marker_field") and kind == "pattern":
         # Trimmed away by the server, a blank marker would own nothing, and every plan would

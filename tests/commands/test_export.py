@@ -61,7 +61,8 @@ CUSTOM_TITLES = ["Account tier", "Region", "Zip", "Notes: misc", "yes"]
 
 
 def phone(number: int) -> str:
-    return f"1510{number:07d}"
+    # Numbers in service in the numbering plan: an unassigned one would be a plan warning.
+    return f"1510{2000000 + number:07d}"
 
 
 def account(count: int, field_ids: dict[str, str]) -> list[dict[str, Any]]:
@@ -192,7 +193,7 @@ def test_exported_values_read_back_exactly_as_the_account_holds_them(
         }
         assert dict(contact.custom) == expected_custom
     # Phones quoted, opted-out contacts keep the opt-out, the marker is apply's to write.
-    assert '  - phone: "15100000000"\n' in text
+    assert '  - phone: "15102000000"\n' in text
     assert "    is_opted_out: true\n" in text
     assert "is_opted_out: false" not in text
     assert MARKER not in text
@@ -205,7 +206,7 @@ def test_refuses_a_non_empty_directory_without_force_and_replaces_its_files_with
     contacts = repo / "contacts"
     contacts.mkdir()
     old = contacts / "old.yaml"
-    old.write_text('contacts:\n  - phone: "15100000001"\n    first: Old\n', encoding="utf-8")
+    old.write_text('contacts:\n  - phone: "15102000001"\n    first: Old\n', encoding="utf-8")
     (contacts / "README.md").write_text("notes\n", encoding="utf-8")
 
     assert main(["export"]) == 1

@@ -311,7 +311,7 @@ def test_invalid_desired_state_makes_no_request(
     project: SandboxHandle, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Path("contacts/bad.yaml").write_text(
-        'contacts:\n  - phone: "15105550030"\n    frist: Ann\n  - phone: "+1 510 555 0031"\n',
+        'contacts:\n  - phone: "15105550030"\n    frist: Ann\n  - phone: "510 555 0031"\n',
         encoding="utf-8",
     )
     # The desired state is checked before the credentials: its problems come first.
@@ -320,7 +320,7 @@ def test_invalid_desired_state_makes_no_request(
     assert (code, out) == (1, "")
     lines = err.splitlines()
     assert lines[0].startswith('contacts/bad.yaml:3:5: unknown key "frist"')
-    assert lines[1].startswith('contacts/bad.yaml:4:5: phone "+1 510 555 0031"')
+    assert lines[1].startswith('contacts/bad.yaml:4:5: phone "510 555 0031" has no country')
     assert lines[2] == ("Found 2 problems in 1 file; nothing was planned and no request was made.")
     assert project.stats()["requests"] == 0
 
@@ -512,3 +512,31 @@ def _processes_with_token(token: str) -> list[str]:
         if marker in environment.split(b"\0"):
             found.append(entry.name)
     return found
+
+
+def test_phones_are_planned_by_their_canonical_identity_and_warned_when_unassigned(
+    project: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spelled = DESIRED.replace('"15105550001"', '"+1 (510) 555-0001"')
+    assert spelled != DESIRED
+    Path("contacts/team.yaml").write_text(spelled, encoding="utf-8")
+    code, out, _ = run(["--format", "json"], capsys)
+    assert code == 0
+    canonical = json.loads(out)
+    Path("contacts/team.yaml").write_text(DESIRED, encoding="utf-8")
+    assert run(["--format", "json"], capsys)[1] == out
+    assert not [w for w in canonical["warnings"] if "assigned" in w["message"]]
+
+    Path("contacts/more.yaml").write_text('contacts:\n  - phone: "(555) 000-0001"\n')
+    Path("reconciler.yaml").write_text(CONFIG + "phones:\n  default_region: US\n")
+    code, out, err = run(["--detailed-exitcode"], capsys)
+    assert code == 2  # the warning changes no exit code: 2 is for the changes
+    assert (
+        "Warning: 15550000001 (contacts/more.yaml:2): not known to be an assigned number in "
+        "+1 (US), though its length is possible; check it (messages to it may not be delivered)"
+    ) in err
+    code, out, _ = run(["--format", "json"], capsys)
+    warnings = json.loads(out)["warnings"]
+    assert len(warnings) == len(canonical["warnings"]) + 1
+    assert warnings[0]["phone"] == "15550000001"
+    assert warnings[0]["source"] == "contacts/more.yaml:2"

@@ -12,7 +12,7 @@ import pytest
 from reconciler.cli import main
 
 VALID = 'contacts:\n  - phone: "15105551234"\n    first: Alice\n  - phone: "15105551235"\n'
-INVALID = 'contacts:\n  - phone: "15105551234"\n    frist: Alice\n  - phone: "+1 510 555 1235"\n'
+INVALID = 'contacts:\n  - phone: "15105551234"\n    frist: Alice\n  - phone: "510 555 1235"\n'
 ALLOWED = "(allowed: phone, first, last, display_name, email, is_opted_out, custom)"
 
 
@@ -40,8 +40,9 @@ def test_every_problem_then_exit_1(project: Path, capsys: pytest.CaptureFixture[
     captured = capsys.readouterr()
     assert captured.out == (
         f'contacts/a.yaml:3:5: unknown key "frist" {ALLOWED}\n'
-        'contacts/a.yaml:4:5: phone "+1 510 555 1235" is not in canonical form; '
-        'write "15105551235"\n'
+        'contacts/a.yaml:4:5: phone "510 555 1235" has no country code; write it with "+" and '
+        'the country code (e.g. "+1 415 555 0101"), or set phones.default_region in '
+        "reconciler.yaml (e.g. US) to read numbers written without one\n"
     )
     assert captured.err == "Found 2 problems in 1 file.\n"
 
@@ -63,7 +64,8 @@ def test_format_github_outside_actions(project: Path, capsys: pytest.CaptureFixt
     assert main(["validate", "--format", "github"]) == 1
     assert capsys.readouterr().out.splitlines()[1] == (
         '::error file=contacts/a.yaml,line=2,col=5::phone "5%25" is not a phone number; '
-        'write 7 to 15 digits with the country code and no "+", e.g. "15105551234"'
+        'write it with its country code, e.g. "+1 510 555 1234" or "15105551234" (only '
+        "digits, spaces and + - . ( ) may be written)"
     )
 
 
@@ -135,3 +137,41 @@ def test_with_masking_on_a_problem_never_shows_a_phone_or_email_in_full(
     printed = captured.out + captured.err
     assert "15105551234" not in printed and "1510*****34" in printed
     assert "declared twice" in printed
+
+
+UNASSIGNED_WARNING = (
+    "contacts/a.yaml:3:5: warning: phone 15550000001: not known to be an assigned number in "
+    "+1 (US), though its length is possible; check it (messages to it may not be delivered)\n"
+)
+
+
+def test_warnings_follow_the_result_and_leave_the_exit_code_alone(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spelled = 'contacts:\n  - phone: "+1 (510) 555-1234"\n  - phone: "+1 555 000 0001"\n'
+    (project / "contacts" / "a.yaml").write_text(spelled, encoding="utf-8")
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == "2 contacts in 1 file are valid.\n" + UNASSIGNED_WARNING
+    (project / "contacts" / "b.yaml").write_text('contacts:\n  - phone: "1234567"\n')
+    assert main(["validate"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == (
+        'contacts/b.yaml:2:5: phone "1234567" is not a possible number: read as +1 (US), it is '
+        "too short; check its digits\n" + UNASSIGNED_WARNING
+    )
+    assert captured.err == "Found 1 problem in 1 file.\n"
+
+
+def test_national_spellings_need_the_default_region_of_the_config(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    national = 'contacts:\n  - phone: "(510) 555-1234"\n  - phone: "15105551234"\n'
+    (project / "contacts" / "a.yaml").write_text(national, encoding="utf-8")
+    assert main(["validate"]) == 1
+    assert "phones.default_region" in capsys.readouterr().out
+    (project / "reconciler.yaml").write_text("phones:\n  default_region: US\n", encoding="utf-8")
+    assert main(["validate"]) == 1
+    assert capsys.readouterr().out == (
+        "contacts/a.yaml:3:5: phone 15105551234 is declared twice: here and at "
+        "contacts/a.yaml:2:5\n"
+    )

@@ -346,3 +346,40 @@ def test_a_file_the_comment_keeping_writer_reads_otherwise_is_written_from_its_v
         'contacts:\n  - phone: "14155550000"\n    first: x\n    last: a\n'
     )
     assert main(["fmt", "--check"]) == 0
+
+
+SPELLED = """\
+contacts:
+  - phone: +44 20 7946 0958  # the London office
+    first: Lon
+  - phone: "(415) 555-0101"  # front desk
+  - phone: '+1 510-555-1234'
+  - phone: 15105550001
+"""
+
+# Comments stay in their column (as for any value fmt rewrites).
+SPELLED_CANONICAL = """\
+contacts:
+  - phone: "14155550101"     # front desk
+  - phone: "15105550001"
+  - phone: "15105551234"
+  - phone: "442079460958"    # the London office
+    first: Lon
+"""
+
+
+def test_fmt_rewrites_every_spelling_to_canonical_digits_and_is_idempotent(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "contacts" / "messy.yaml").unlink()
+    (project / "contacts" / "spelled.yaml").write_text(SPELLED, encoding="utf-8")
+    assert main(["fmt"]) == 1  # without a default region, "(415) 555-0101" is refused
+    assert "has no country code" in capsys.readouterr().out
+    (project / "reconciler.yaml").write_text("phones:\n  default_region: US\n", encoding="utf-8")
+    assert main(["fmt"]) == 0
+    assert (project / "contacts" / "spelled.yaml").read_text(encoding="utf-8") == SPELLED_CANONICAL
+    assert format_text(SPELLED_CANONICAL, "US") == SPELLED_CANONICAL
+    assert format_text(SPELLED, "US") == SPELLED_CANONICAL
+    assert main(["fmt", "--check"]) == 0
+    (project / "reconciler.yaml").unlink()
+    assert main(["validate"]) == 0  # canonical digits need no region

@@ -98,3 +98,44 @@ def test_unsafe_yaml_in_config_is_refused(tmp_path: Path) -> None:
 def test_named_config_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(InputNotFoundError, match=r'^config file "nope.yaml" does not exist$'):
         load_config(Path("nope.yaml"), tmp_path)
+
+
+def test_phones_default_region_is_read_and_defaults_to_none(tmp_path: Path) -> None:
+    assert Config().phones.default_region is None
+    (tmp_path / "reconciler.yaml").write_text("phones:\n  default_region: GB\n", encoding="utf-8")
+    assert load_config(None, tmp_path).phones.default_region == "GB"
+    (tmp_path / "reconciler.yaml").write_text("phones:\n  default_region: null\n", encoding="utf-8")
+    assert load_config(None, tmp_path).phones.default_region is None
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        (
+            "XX",
+            'phones.default_region "XX" is not a region with a known numbering plan; write an '
+            'ISO 3166-1 code, e.g. "US" or "GB"',
+        ),
+        (
+            "us",
+            'phones.default_region "us" is not a region code; write its two upper-case letters '
+            '(ISO 3166-1), e.g. "US" or "GB"',
+        ),
+        (
+            "USA",
+            'phones.default_region "USA" is not a region code; write its two upper-case letters '
+            '(ISO 3166-1), e.g. "US" or "GB"',
+        ),
+    ],
+)
+def test_an_unknown_default_region_is_a_config_error(
+    tmp_path: Path, region: str, message: str
+) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        f"phones:\n  default_region: {region}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, tmp_path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"reconciler.yaml:2:3: {message}"
+    ]

@@ -99,8 +99,9 @@ def test_files_parsed_in_worker_processes_give_the_same_state_and_problems(
     with pytest.raises(DesiredStateError) as parallel:
         load_desired_state(contacts, tmp_path, cache_dir=tmp_path / "cache")
     assert [str(p) for p in parallel.value.problems] == [
-        'contacts/bad.yaml:2:5: phone "x" is not a phone number; write 7 to 15 digits with the '
-        'country code and no "+", e.g. "15105551234"'
+        'contacts/bad.yaml:2:5: phone "x" is not a phone number; write it with its country '
+        'code, e.g. "+1 510 555 1234" or "15105551234" (only digits, spaces and + - . ( ) may '
+        "be written)"
     ]
     (contacts / "bad.yaml").unlink()
     state = load_desired_state(contacts, tmp_path, cache_dir=tmp_path / "cache")

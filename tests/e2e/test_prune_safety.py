@@ -79,7 +79,7 @@ def test_a_saved_plan_never_deletes_a_contact_protected_since(
     assert "15105550703" in live_phones(sandbox)
 
 
-@pytest.mark.parametrize("pattern", ["+15105550703", "1 510 555 0703", " 15105550703", "1510-*"])
+@pytest.mark.parametrize("pattern", ["1510x*", "-", "+", "15105550703\n", "\uff11510*"])
 def test_a_protect_pattern_that_can_never_match_a_phone_is_an_error(
     project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], pattern: str
 ) -> None:
@@ -91,6 +91,21 @@ def test_a_protect_pattern_that_can_never_match_a_phone_is_an_error(
     assert main(["apply", "--auto-approve", "--prune"]) == 1
     assert "prune.protect" in capsys.readouterr().err
     assert "15105550703" in live_phones(sandbox)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["+15105550703", "1 510 555 0703", " 15105550703", "+1 (510) 555-07*", "1510-*"]
+)
+def test_a_protect_pattern_written_as_people_write_phones_protects(
+    project: Path, sandbox: SandboxHandle, pattern: str
+) -> None:
+    owned(sandbox, "15105550700", "15105550703", "15105550704")
+    declare(project / "contacts", "15105550700")
+    (project / "reconciler.yaml").write_text(
+        CONFIG + f'  protect: [{json.dumps(pattern)}, "15105550704"]\n', encoding="utf-8"
+    )
+    assert main(["apply", "--auto-approve", "--prune"]) == 0
+    assert live_phones(sandbox) == {"15105550700", "15105550703", "15105550704"}
 
 
 def test_protect_patterns_with_wildcards_and_ranges_still_protect(
