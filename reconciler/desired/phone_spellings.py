@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, ValidationResult
+from phonenumbers.phonemetadata import PhoneMetadata
 
 from reconciler.core.phones import is_canonical_phone
 
@@ -81,6 +82,9 @@ def read_phone(written: str, default_region: str | None = None) -> ReadPhone | P
             f"{_EXAMPLE} (only digits, spaces and + - . ( ) may be written)",
             None,
         )
+    nanpa = _read_nanpa(written, default_region)
+    if nanpa is not None:
+        return nanpa
     bare_digits = _DIGITS.fullmatch(written) is not None
     if bare_digits or written.startswith("+"):
         return _international(written, bare_digits, default_region)
@@ -94,6 +98,106 @@ def read_phone(written: str, default_region: str | None = None) -> ReadPhone | P
     return _judged(written, _parsed(written, default_region, written), None)
 
 
+# +1 and ten digits whose first is 2-9: the North American numbering plan, most of any
+# account's contacts. Such a number cannot start with the plan's national prefix (1), so
+# the library's parse (half the cost of a reading) would return exactly this number.
+_NANPA = re.compile(r"1[2-9][0-9]{9}")
+
+
+_NANPA_REGIONS = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1])
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+
+def _read_nanpa(written: str, default_region: str | None) -> ReadPhone | None:
+    """A valid North American number read without the library's string parse: written as
+    digits or with "+1", or in national form (ten digits) where the default region is in
+    the plan. ``None`` (read it the long way) for anything else, so every message and every
+    other reading stays the long way's."""
+    digits = _NOT_DIGITS.sub("", written)
+    if written[0] == "+" or digits == written:
+        phone = digits
+    elif default_region in _NANPA_REGIONS and len(digits) == 10:
+        phone = "1" + digits
+    else:
+        return None
+    if not _NANPA.fullmatch(phone):
+        return None
+    if _nanpa_valid(phone[1:]):
+        return ReadPhone(phone, None)
+    return None
+
+
+# How many digits of a ten-digit North American number decide whether the library holds it
+# valid: every number pattern of the plan's regions (today's metadata) ends in a free run of
+# at least three digits, and the regions' leading digits are area codes, so the first seven
+# decide. Checked against the metadata in use at import (and by a property test); where it
+# does not hold, each number is judged on its own. One judgement per prefix instead of one
+# per number is what keeps reading 100k phones near the cost of checking their digits.
+_FREE_TAIL = re.compile(r"(?:\\d|\[0-9\])\{(\d+)(?:,\d*)?\}$")
+_NANPA_DECIDING_DIGITS = 7
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
+    alternatives: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in pattern:
+        depth += (char == "(") - (char == ")")
+        if char == "|" and depth == 0:
+            alternatives.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*alternatives, "".join(current)]
+
+
+def _prefix_decides_nanpa_validity() -> bool:
+    free_tail = 10 - _NANPA_DECIDING_DIGITS
+    for region in _NANPA_REGIONS:
+        metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is None:
+            return False
+        for name in _NUMBER_TYPES:
+            description = getattr(metadata, name, None)
+            if description is None or description.national_number_pattern is None:
+                continue
+            for alternative in _top_level_alternatives(description.national_number_pattern):
+                tail = _FREE_TAIL.search(alternative)
+                if tail is None or int(tail.group(1)) < free_tail:
+                    return False
+    return True
+
+
+_NUMBER_TYPES = (
+    "general_desc",
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+@functools.cache
+def _prefix_nanpa_valid(prefix: str) -> bool:
+    filler = "0" * (10 - len(prefix))
+    number = PhoneNumber(country_code=1, national_number=int(prefix + filler))
+    return bool(phonenumbers.is_valid_number(number))
+
+
+def _nanpa_valid(national: str) -> bool:
+    if _PREFIX_DECIDES:
+        return _prefix_nanpa_valid(national[:_NANPA_DECIDING_DIGITS])
+    return bool(
+        phonenumbers.is_valid_number(PhoneNumber(country_code=1, national_number=int(national)))
+    )
+
+
 def _international(
     written: str, bare_digits: bool, default_region: str | None
 ) -> ReadPhone | PhoneProblem:
@@ -101,10 +205,13 @@ def _international(
     if isinstance(number, PhoneProblem) or not bare_digits:
         return _judged(written, number, None)
     # Digits alone are E.164, country code first, even with a default region; reading them
-    # as national too only tells the author what to write when the E.164 reading fails.
-    national = _parsed(written, default_region, written) if default_region is not None else None
-    suggestion = _possible_phone(national) if isinstance(national, PhoneNumber) else None
-    judged = _judged(written, number, suggestion)
+    # as national too only tells the author what to write when the E.164 reading fails, so
+    # it is done only then (it would double the cost of every canonical phone).
+    judged = _judged(written, number, None)
+    if isinstance(judged, PhoneProblem) and default_region is not None:
+        national = _parsed(written, default_region, written)
+        suggestion = _possible_phone(national) if isinstance(national, PhoneNumber) else None
+        judged = _judged(written, number, suggestion)
     if isinstance(judged, ReadPhone) and judged.phone != written:
         return PhoneProblem(
             f'phone "{written}" is not in canonical form; write "{judged.phone}"', judged.phone
@@ -176,3 +283,6 @@ def canonical_protect_pattern(written: str) -> str:
     return "".join(
         part for part in _PROTECT_PART.findall(text) if part not in (" ", "(", ")", ".", "-")
     )
+
+
+_PREFIX_DECIDES = _prefix_decides_nanpa_validity()

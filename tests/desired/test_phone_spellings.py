@@ -3,8 +3,13 @@ every refusal says what to write instead when it can."""
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumber
 
+from reconciler.desired import phone_spellings
 from reconciler.desired.phone_spellings import PhoneProblem, ReadPhone, is_known_region, read_phone
 
 SAN_FRANCISCO = "14155550101"
@@ -140,3 +145,49 @@ def test_a_possible_number_not_known_as_assigned_is_read_with_a_warning(written:
 def test_known_regions() -> None:
     assert is_known_region("US") and is_known_region("GB")
     assert not is_known_region("XX") and not is_known_region("us")
+
+
+_NANPA_SPELLINGS = st.builds(
+    lambda area, exchange, line, style, region: (
+        [
+            f"1{area}{exchange}{line}",
+            f"+1 ({area}) {exchange}-{line}",
+            f"+1.{area}.{exchange}.{line}",
+            f"({area}) {exchange}-{line}",
+            f"{area}-{exchange}-{line}",
+            f"1 {area} {exchange} {line}",
+        ][style],
+        region,
+    ),
+    st.from_regex(r"[2-9][0-9]{2}", fullmatch=True),
+    st.from_regex(r"[0-9]{3}", fullmatch=True),
+    st.from_regex(r"[0-9]{4}", fullmatch=True),
+    st.integers(0, 5),
+    st.sampled_from([None, "US", "CA", "GB", "JM"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NANPA_SPELLINGS)
+def test_the_north_american_shortcut_reads_every_spelling_as_the_library_does(
+    spelling: tuple[str, str | None],
+) -> None:
+    written, region = spelling
+    read = phone_spellings._read_nanpa(written, region)
+    if read is not None:
+        read_phone.cache_clear()
+        bare = written.isdigit()
+        if bare or written.startswith("+"):
+            assert read == phone_spellings._international(written, bare, region)
+        else:
+            number = phone_spellings._parsed(written, region, written)
+            assert read == phone_spellings._judged(written, number, None)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.from_regex(r"[2-9][0-9]{9}", fullmatch=True))
+def test_a_north_american_number_is_judged_valid_exactly_as_the_library_judges_it(
+    national: str,
+) -> None:
+    number = PhoneNumber(country_code=1, national_number=int(national))
+    assert phone_spellings._nanpa_valid(national) == phonenumbers.is_valid_number(number)
