@@ -163,11 +163,25 @@ def load_desired(settings: Settings) -> DesiredState:
     )
 
 
+# A plan names this many phone warnings one by one; past it, one line counts the rest (a
+# generated or imported list can hold thousands, which would bury the plan itself).
+PHONE_WARNINGS_SHOWN = 20
+
+
 def _phone_notices(desired: DesiredState) -> tuple[Notice, ...]:
-    return tuple(
+    notices = [
         Notice(warning.message, warning.phone, SourceLocation(warning.path, warning.line))
-        for warning in desired.warnings
-    )
+        for warning in desired.warnings[:PHONE_WARNINGS_SHOWN]
+    ]
+    more = len(desired.warnings) - PHONE_WARNINGS_SHOWN
+    if more > 0:
+        notices.append(
+            Notice(
+                f"and {more:,} more phone{'s' if more != 1 else ''} not known to be assigned "
+                "numbers; `reconciler validate` lists every one"
+            )
+        )
+    return tuple(notices)
 
 
 def make_plan(

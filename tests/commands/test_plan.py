@@ -540,3 +540,15 @@ def test_phones_are_planned_by_their_canonical_identity_and_warned_when_unassign
     assert len(warnings) == len(canonical["warnings"]) + 1
     assert warnings[0]["phone"] == "15550000001"
     assert warnings[0]["source"] == "contacts/more.yaml:2"
+
+
+def test_thousands_of_unassigned_numbers_do_not_bury_the_plan(
+    project: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unassigned = "".join(f'  - phone: "1555000{n:04d}"\n' for n in range(25))
+    Path("contacts/unassigned.yaml").write_text(f"contacts:\n{unassigned}", encoding="utf-8")
+    code, out, err = run([], capsys)
+    assert code == 0
+    printed = out + err
+    assert printed.count("not known to be an assigned number") == 20
+    assert "and 5 more phones not known to be assigned numbers" in printed
