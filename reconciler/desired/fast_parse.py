@@ -25,6 +25,7 @@ from reconciler.core.normalize import CustomValue
 from reconciler.desired.emails import EMAIL_RULE, is_email
 from reconciler.desired.phone_spellings import ReadPhone, read_phone
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
+from reconciler.desired.unicode_form import composed_custom, composed_fields
 from reconciler.desired.yaml_safety import (
     _BOOLS,
     _FLOAT,
@@ -240,8 +241,10 @@ def valid_contact_rows(data: bytes, default_region: str | None = None) -> list[C
         rows.append(
             ContactRow(
                 phone=phone.phone,
-                fields={name: item[name] for name in STANDARD_FIELDS if name in item},  # type: ignore[misc]
-                custom=custom,  # type: ignore[arg-type]
+                fields=composed_fields(
+                    {name: item[name] for name in STANDARD_FIELDS if name in item}  # type: ignore[misc]
+                ),
+                custom=composed_custom(custom),  # type: ignore[arg-type]
                 line=line,
                 phone_line=phone_line,
                 phone_column=phone_column,

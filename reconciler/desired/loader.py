@@ -120,8 +120,8 @@ def _from_rows(rows: Sequence[ContactRow], shown_as: str) -> ParsedFile:
         contacts.append(
             DesiredContact(
                 phone,
-                composed_fields(fields),
-                composed_custom(custom),
+                fields,
+                custom,
                 SourceLocation(shown_as, line),
             )
         )

@@ -30,7 +30,7 @@ from reconciler.files.atomic import private_directory, write_atomically
 from reconciler.files.untrusted_json import decode_json
 
 # 2: rows carry the canonical phone and its warning.
-ENTRY_FORMAT = 2
+ENTRY_FORMAT = 3
 
 
 class ParseCache:
