@@ -208,10 +208,32 @@ def _typed(value: object) -> str:
     return repr(value)  # a repr names the type: True, 1, 1.0, '1' and nan all differ
 
 
+# Formatting settles in one pass nearly always; an odd input (a block scalar holding a
+# character YAML reads as a line break) can need a second to reach the form that formats to
+# itself. Past this many, the file is written from its values, which always settles.
+MAX_FORMAT_PASSES = 3
+
+
 def format_file(text: str, default_region: str | None = None) -> Formatted:
     """The canonical form of one valid contacts file (phones written without a country code
     read in ``default_region``), comments kept where ruamel.yaml can rewrite the file
-    without changing a value; otherwise written from its values."""
+    without changing a value; otherwise written from its values. The result formats to
+    itself: ``fmt --check`` right after ``fmt`` never finds anything to change."""
+    current = _format_once(text, default_region)
+    if current.text == text:
+        return current  # formats to itself already: the common case, one pass
+    for _ in range(MAX_FORMAT_PASSES):
+        again = _format_once(current.text, default_region)
+        if again.text == current.text:
+            return current
+        current = Formatted(again.text, current.comments_kept and again.comments_kept)
+    expected = _declared(text, default_region)
+    if expected is None:
+        return current
+    return Formatted(contacts_text(expected), False)
+
+
+def _format_once(text: str, default_region: str | None) -> Formatted:
     expected = _declared(text, default_region)
     if expected is None:
         # Not ours to judge: validate words it.
