@@ -47,8 +47,13 @@ def run(request: ValidateRequest, env: Environment) -> int:
         return EXIT_ERROR
     files = len(state.files)
     console.out(
-        f"{len(state.contacts)} contacts in {files} file{'s' if files != 1 else ''} are valid.\n"
+        f"{_counted(len(state.contacts), 'contact')} in {_counted(files, 'file')} "
+        f"{'is' if len(state.contacts) == 1 else 'are'} valid.\n"
     )
     for phone_warning in state.warnings:
         console.out(f"{phone_warning}\n")
     return EXIT_OK
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -33,7 +33,7 @@ def test_each_cli_command_has_a_module_with_a_request_and_run(name: str) -> None
 def test_a_command_prints_through_the_console_of_its_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # validate reads a relative contacts directory from the process's working directory.
+    # The contacts directory is relative to the run's own directory, not the process's.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "contacts").mkdir()
     (tmp_path / "contacts" / "team.yaml").write_text(VALID, encoding="utf-8")
@@ -41,7 +41,7 @@ def test_a_command_prints_through_the_console_of_its_environment(
     console = Console(out=printed.append, err=printed.append, ask=lambda _question: "")
     env = Environment(environ={}, cwd=tmp_path, console=console)
     assert run_validate(ValidateRequest(), env) == 0
-    assert printed == ["1 contacts in 1 file are valid.\n"]
+    assert printed == ["1 contact in 1 file is valid.\n"]
 
 
 def test_debug_is_read_from_the_command_line_before_the_command(

@@ -175,3 +175,13 @@ def test_national_spellings_need_the_default_region_of_the_config(
         "contacts/a.yaml:3:5: phone 15105551234 is declared twice: here and at "
         "contacts/a.yaml:2:5\n"
     )
+
+
+def test_one_contact_is_counted_in_the_singular(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "contacts" / "a.yaml").write_text(
+        'contacts:\n  - phone: "15105551234"\n', encoding="utf-8"
+    )
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == "1 contact in 1 file is valid.\n"
