@@ -16,6 +16,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli_options import (
+    account_option,
     api_url_option,
     color_option,
     config_option,
@@ -23,6 +24,7 @@ from reconciler.cli_options import (
     insecure_option,
     lock_timeout_option,
     mask_pii_option,
+    one_account_option,
     refresh_option,
     sandbox_options,
 )
@@ -115,12 +117,21 @@ def init(directory: Path, force: bool) -> int:
     help="github: also print each problem as a workflow annotation "
     "(default when GITHUB_ACTIONS=true).",
 )
-def validate(config_file: Path | None, contacts_dir: Path | None, output_format: str | None) -> int:
+@account_option
+def validate(
+    config_file: Path | None,
+    contacts_dir: Path | None,
+    output_format: str | None,
+    accounts: tuple[str, ...],
+) -> int:
     """Check the desired state (no network): every problem, each as FILE:LINE:COL: message."""
     from reconciler.commands import validate as validate_command
 
     request = validate_command.ValidateRequest(
-        config_file=config_file, contacts_dir=contacts_dir, output_format=output_format
+        config_file=config_file,
+        contacts_dir=contacts_dir,
+        output_format=output_format,
+        accounts=accounts,
     )
     return dispatch(validate_command.run, request)
 
@@ -129,12 +140,15 @@ def validate(config_file: Path | None, contacts_dir: Path | None, output_format:
 @config_option
 @contacts_option
 @click.option("--check", is_flag=True, help="Change nothing; list the files that would change.")
-def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int:
+@account_option
+def fmt(
+    config_file: Path | None, contacts_dir: Path | None, check: bool, accounts: tuple[str, ...]
+) -> int:
     """Rewrite the contacts files in canonical form, keeping every comment."""
     from reconciler.commands import fmt as fmt_command
 
     request = fmt_command.FmtRequest(
-        config_file=config_file, contacts_dir=contacts_dir, check=check
+        config_file=config_file, contacts_dir=contacts_dir, check=check, accounts=accounts
     )
     return dispatch(fmt_command.run, request)
 
@@ -167,6 +181,7 @@ def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int
 @mask_pii_option
 @insecure_option
 @refresh_option
+@account_option
 def plan(
     config_file: Path | None,
     contacts_dir: Path | None,
@@ -179,6 +194,7 @@ def plan(
     mask_pii: bool,
     insecure: bool,
     refresh: Literal["auto", "full"],
+    accounts: tuple[str, ...],
 ) -> int:
     """Show what apply would change in the live account (plan only reads it)."""
     from reconciler.commands import plan as plan_command
@@ -195,6 +211,7 @@ def plan(
         no_color=no_color,
         insecure=insecure,
         refresh=refresh,
+        accounts=accounts,
     )
     return dispatch(plan_command.run, request)
 
@@ -229,6 +246,7 @@ def plan(
     help="Write into a non-empty directory, replacing the contacts files in it.",
 )
 @insecure_option
+@one_account_option
 def export(
     config_file: Path | None,
     api_url: str | None,
@@ -237,6 +255,7 @@ def export(
     split_by: str,
     force: bool,
     insecure: bool,
+    accounts: tuple[str, ...],
 ) -> int:
     """Write the live account as contacts files in canonical form, to adopt it."""
     from reconciler.commands import export as export_command
@@ -249,6 +268,7 @@ def export(
         split_by=export_command.SplitBy(split_by),
         owned_only=owned_only,
         force=force,
+        accounts=accounts,
     )
     return dispatch(export_command.run, request)
 
@@ -277,6 +297,7 @@ def export(
 @insecure_option
 @lock_timeout_option
 @refresh_option
+@account_option
 def apply(
     plan_file: Path | None,
     config_file: Path | None,
@@ -290,6 +311,7 @@ def apply(
     insecure: bool,
     lock_timeout: float,
     refresh: Literal["auto", "full"],
+    accounts: tuple[str, ...],
 ) -> int:
     """Make the live account match the desired state (or apply a saved PLAN_FILE)."""
     from reconciler.commands import apply as apply_command
@@ -307,6 +329,7 @@ def apply(
         insecure=insecure,
         lock_timeout=lock_timeout,
         refresh=refresh,
+        accounts=accounts,
     )
     return dispatch(apply_command.run, request)
 
@@ -319,6 +342,7 @@ def apply(
 @mask_pii_option
 @insecure_option
 @lock_timeout_option
+@one_account_option
 def restore(
     backup_file: Path,
     config_file: Path | None,
@@ -327,6 +351,7 @@ def restore(
     mask_pii: bool,
     insecure: bool,
     lock_timeout: float,
+    accounts: tuple[str, ...],
 ) -> int:
     """Re-create the contacts of a prune backup (not their conversation history)."""
     from reconciler.commands import restore as restore_command
@@ -339,6 +364,7 @@ def restore(
         mask_pii=mask_pii,
         insecure=insecure,
         lock_timeout=lock_timeout,
+        accounts=accounts,
     )
     return dispatch(restore_command.run, request)
 

@@ -41,6 +41,26 @@ def api_url_option(function: F) -> F:
     )(function)
 
 
+def account_option(function: F) -> F:
+    return click.option(
+        "--account",
+        "accounts",
+        multiple=True,
+        metavar="NAME",
+        help="With several accounts in the config: work on this one (repeatable; default: all).",
+    )(function)
+
+
+def one_account_option(function: F) -> F:
+    return click.option(
+        "--account",
+        "accounts",
+        multiple=True,
+        metavar="NAME",
+        help="With several accounts in the config: the one to work on (required then).",
+    )(function)
+
+
 def color_option(function: F) -> F:
     return click.option(
         "--no-color",

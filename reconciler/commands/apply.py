@@ -29,10 +29,13 @@ from datetime import datetime
 from pathlib import Path
 
 from reconciler.commands.context import (
+    AccountSelectionError,
+    Inputs,
     Settings,
     cache_directory,
     fetch_live_state,
-    load_inputs,
+    journal_file,
+    load_account_inputs,
     locked,
     make_plan,
     render_options,
@@ -41,9 +44,12 @@ from reconciler.commands.environment import Environment
 from reconciler.core.errors import (
     EXIT_ERROR,
     EXIT_OK,
+    EXIT_REFUSED,
     ApplyInterruptedError,
     PruneMismatchError,
+    ReconcilerError,
     StalePlanError,
+    worst_exit_code,
 )
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField
@@ -56,7 +62,6 @@ from reconciler.core.proof import (
 )
 from reconciler.execute import Executor, Tally
 from reconciler.execute.executor import executing
-from reconciler.execute.journal import JOURNAL_FILE
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.files.saved_plans import (
     current_provenance,
@@ -64,6 +69,7 @@ from reconciler.files.saved_plans import (
 )
 from reconciler.live.snapshot import Refresh
 from reconciler.render import RenderOptions, render_plan
+from reconciler.render.accounts import account_heading
 from reconciler.report.console import Console, confirm
 from reconciler.report.github import STEP_SUMMARY_VARIABLE, append_step_summary
 
@@ -87,6 +93,8 @@ class ApplyRequest:
     lock_timeout: float = DEFAULT_WAIT_SECONDS
     # "full" lists the whole account instead of what changed since the last snapshot.
     refresh: Refresh = "auto"
+    # --account: the accounts to apply when several are configured; empty: all of them.
+    accounts: tuple[str, ...] = ()
 
 
 def _check_prune_intent(request: ApplyRequest, saved: SavedPlan) -> None:
@@ -161,11 +169,13 @@ def _step_summary(
     *,
     mask: bool,
     verb: str,
+    account: str | None = None,
 ) -> str:
     if not environ.get(STEP_SUMMARY_VARIABLE, "").strip():
         return ""
+    of_account = "" if account is None else f": account `{account}`"
     lines = [
-        f"### reconciler {verb.lower()}",
+        f"### reconciler {verb.lower()}{of_account}",
         "",
         "| created | updated | deleted | failed |",
         "|---:|---:|---:|---:|",
@@ -194,16 +204,63 @@ def run(request: ApplyRequest, env: Environment) -> int:
 
 
 def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime) -> int:
-    console, cwd = env.console, env.cwd
-    inputs = load_inputs(
+    selected = load_account_inputs(
         env,
         config_file=request.config_file,
         contacts_dir=request.contacts_dir,
         api_url=request.api_url,
         mask_pii=request.mask_pii,
+        accounts=request.accounts,
     )
-    if inputs is None:
+    if selected is None:
         return EXIT_ERROR
+    if len(selected) == 1 and selected[0].settings.account is None:
+        return _apply_account(request, env, started_at, selected[0])
+    if request.plan_file is not None and len(selected) > 1:
+        raise AccountSelectionError(
+            f"a saved plan is the plan of one account, and {len(selected)} are selected: "
+            f"apply it with --account NAME {request.plan_file}"
+        )
+    return _apply_accounts(request, env, started_at, selected)
+
+
+def _apply_accounts(
+    request: ApplyRequest, env: Environment, started_at: datetime, selected: Sequence[Inputs]
+) -> int:
+    """Each selected account in turn, each with its own plan, caps, backups and journal
+    lines. One account's failure (refused credentials, a server fault, a guard) is reported
+    and the next account is still applied; the exit code is the worst of them."""
+    console = env.console
+    outcomes: list[tuple[str, int]] = []
+    for inputs in selected:
+        name = str(inputs.settings.account)
+        console.out(f"{account_heading(name)}\n")
+        try:
+            code = _apply_account(request, env, started_at, inputs)
+        except ApplyInterruptedError:
+            raise
+        except ReconcilerError as error:
+            console.err(f"Error: account {name}: {error}\n")
+            code = error.exit_code
+        outcomes.append((name, code))
+        console.out("\n")
+    results = ", ".join(f"{name} {_outcome(code)}" for name, code in outcomes)
+    console.out(f"Accounts: {results}.\n")
+    return worst_exit_code(code for _, code in outcomes)
+
+
+def _outcome(code: int) -> str:
+    if code == EXIT_OK:
+        return "applied"
+    if code == EXIT_REFUSED:
+        return f"refused (exit {code})"
+    return f"failed (exit {code})"
+
+
+def _apply_account(
+    request: ApplyRequest, env: Environment, started_at: datetime, inputs: Inputs
+) -> int:
+    console, cwd = env.console, env.cwd
     settings, desired = inputs.settings, inputs.desired
     mask = inputs.masks(mask_pii=request.mask_pii)
     config = settings.config
@@ -227,7 +284,8 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
             config,
             prune=request.prune,
             run_max_deletes=request.max_deletes,
-            journal=cwd / JOURNAL_FILE,
+            journal=journal_file(settings),
+            account=settings.account,
         ).plan
         fields: Sequence[CustomField] = live.fields
         if saved is not None:
@@ -258,6 +316,7 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
             desired={contact.phone: contact for contact in desired.contacts},
             settings=diff_settings,
             cwd=cwd,
+            account=settings.account,
         ) as executor:
             try:
                 _execute(executor, plan, settings, request)
@@ -267,7 +326,9 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
                 raise
     tally = executor.tally
     _report(tally, console, mask=mask, verb="Apply")
-    warning = _step_summary(tally, env.environ, console.screen, mask=mask, verb="Apply")
+    warning = _step_summary(
+        tally, env.environ, console.screen, mask=mask, verb="Apply", account=settings.account
+    )
     if warning:
         console.err(warning)
     return EXIT_ERROR if tally.failures or plan.has_errors else EXIT_OK

@@ -20,11 +20,11 @@ from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact, SourceLocation
 from reconciler.core.plan import Notice, Plan
-from reconciler.core.redaction import credential_values_in
+from reconciler.core.redaction import DEFAULT_CREDENTIALS_PREFIX, credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
-from reconciler.desired.config import Config, load_config
+from reconciler.desired.config import Account, Config, load_config
 from reconciler.desired.loader import DesiredState, load_desired_state
-from reconciler.execute.journal import seen_rewrites
+from reconciler.execute.journal import JOURNAL_FILE, seen_rewrites
 from reconciler.files.lock import exclusive_lock
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import Refresh, read_live_state
@@ -44,6 +44,11 @@ class InsecureUrlError(ReconcilerError):
     """A plain-http API URL for a host that is not this machine."""
 
 
+class AccountSelectionError(ReconcilerError):
+    """``--account`` names no configured account, or a flag that sets one account's
+    settings is given for several."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What one command run works with, after flags, environment and config are merged."""
@@ -52,6 +57,15 @@ class Settings:
     contacts_dir: Path
     api_url: str
     cwd: Path
+    # With ``accounts:``, the account these settings are for (its own configuration is
+    # ``config``) and the prefix of its credential variables.
+    account: str | None = None
+    credentials_env: str = DEFAULT_CREDENTIALS_PREFIX
+
+    @property
+    def account_label(self) -> str:
+        """How messages name the account: empty for the single account."""
+        return "" if self.account is None else f'account "{self.account}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +106,64 @@ def resolve_settings(
     )
 
 
+def select_accounts(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    contacts_dir: Path | None,
+    api_url: str | None,
+    environ: Mapping[str, str],
+) -> tuple[Settings, ...]:
+    """The settings of each account ``names`` selects (every configured one when empty, in
+    the configuration's order), or ``settings`` alone without ``accounts:``. An account's API
+    URL: ``--api-url``, else ``<PREFIX>_API_URL``, else its ``api.url``."""
+    config = settings.config
+    if not config.accounts:
+        if names:
+            raise AccountSelectionError(
+                "--account selects one of several accounts, and this configuration has none: "
+                'declare them under "accounts:" in reconciler.yaml, or leave --account out'
+            )
+        return (settings,)
+    known = [account.name for account in config.accounts]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise AccountSelectionError(
+            f'no account named "{unknown[0]}"; the configured accounts are: {", ".join(known)}'
+        )
+    chosen = [account for account in config.accounts if not names or account.name in names]
+    if len(chosen) > 1 and (contacts_dir is not None or api_url is not None):
+        flag = "--contacts" if contacts_dir is not None else "--api-url"
+        raise AccountSelectionError(
+            f"{flag} sets one account's settings, and {len(chosen)} accounts are selected: "
+            "choose one with --account NAME"
+        )
+    return tuple(
+        _account_settings(account, settings.cwd, contacts_dir, api_url, environ)
+        for account in chosen
+    )
+
+
+def _account_settings(
+    account: Account,
+    cwd: Path,
+    contacts_dir: Path | None,
+    api_url: str | None,
+    environ: Mapping[str, str],
+) -> Settings:
+    url_variable = f"{account.credentials_env}_API_URL"
+    url = api_url or environ.get(url_variable, "").strip() or account.config.api.url
+    chosen_dir = contacts_dir if contacts_dir is not None else account.config.contacts
+    return Settings(
+        config=account.config,
+        contacts_dir=chosen_dir if chosen_dir.is_absolute() else cwd / chosen_dir,
+        api_url=url,
+        cwd=cwd,
+        account=account.name,
+        credentials_env=account.credentials_env,
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -124,7 +196,7 @@ def connect(
     check_api_url(settings.api_url, insecure=insecure)
     return HeymarketClient(
         settings.api_url,
-        credentials_from_env(environ),
+        credentials_from_env(environ, settings.credentials_env),
         requests_per_minute=settings.config.api.requests_per_minute,
     )
 
@@ -140,8 +212,14 @@ def connect_configured(
 
 
 def cache_directory(settings: Settings) -> Path:
+    """The parse cache and live snapshot; each account of several has its own."""
     source = settings.config.source
-    return (source.parent if source is not None else settings.cwd) / CACHE_DIRECTORY
+    directory = (source.parent if source is not None else settings.cwd) / CACHE_DIRECTORY
+    return directory if settings.account is None else directory / settings.account
+
+
+def journal_file(settings: Settings) -> Path:
+    return settings.cwd / JOURNAL_FILE
 
 
 def fetch_live_state(
@@ -192,6 +270,7 @@ def make_plan(
     prune: bool,
     run_max_deletes: int | None = None,
     journal: Path | None = None,
+    account: str | None = None,
 ) -> PlanRun:
     """The plan; with ``journal``, its changes that send a value the account rewrote last
     time are marked (``core.rewrites``)."""
@@ -201,7 +280,7 @@ def make_plan(
         # The desired state's own warnings come first: they are about what the files say.
         plan = replace(plan, warnings=(*_phone_notices(desired), *plan.warnings))
     if journal is not None:
-        plan = mark_seen_rewrites(plan, seen_rewrites(journal))
+        plan = mark_seen_rewrites(plan, seen_rewrites(journal, account))
     return PlanRun(desired=desired, live=live, settings=diff_settings, plan=plan)
 
 
@@ -224,9 +303,54 @@ def open_settings(
     contacts_dir: Path | None = None,
     api_url: str | None = None,
     mask_pii: bool = False,
+    accounts: Sequence[str] = (),
 ) -> Settings:
-    """The settings of one run, with the output filter armed first and masking turned on as
-    soon as the configuration asks for it (``output.mask_pii``)."""
+    """The settings of a run on one account: the one selected by ``accounts`` (``--account``)
+    when several are configured, where selecting none or more than one is an error."""
+    selected = open_account_settings(
+        env,
+        config_file=config_file,
+        contacts_dir=contacts_dir,
+        api_url=api_url,
+        mask_pii=mask_pii,
+        accounts=accounts,
+    )
+    if len(selected) != 1:
+        known = ", ".join(str(settings.account) for settings in selected)
+        raise AccountSelectionError(
+            f"this command works on one account at a time, and {len(selected)} are "
+            f"selected ({known}): choose one with --account NAME"
+        )
+    return selected[0]
+
+
+def open_account_settings(
+    env: Environment,
+    *,
+    config_file: Path | None,
+    contacts_dir: Path | None = None,
+    api_url: str | None = None,
+    mask_pii: bool = False,
+    accounts: Sequence[str] = (),
+) -> tuple[Settings, ...]:
+    """The settings of each account a run works on, with the output filter armed first and
+    masking turned on as soon as the configuration asks for it (``output.mask_pii``)."""
+    settings = _open_configuration(
+        env, config_file=config_file, contacts_dir=contacts_dir, api_url=api_url, mask_pii=mask_pii
+    )
+    return select_accounts(
+        settings, accounts, contacts_dir=contacts_dir, api_url=api_url, environ=env.environ
+    )
+
+
+def _open_configuration(
+    env: Environment,
+    *,
+    config_file: Path | None,
+    contacts_dir: Path | None,
+    api_url: str | None,
+    mask_pii: bool,
+) -> Settings:
     arm_output_filter(env, mask_pii=mask_pii)
     settings = resolve_settings(
         config_file=config_file,
@@ -235,7 +359,12 @@ def open_settings(
         environ=env.environ,
         cwd=env.cwd,
     )
-    if settings.config.output.mask_pii:
+    accounts = settings.config.accounts
+    # Every account's credentials are kept out of the output, whichever accounts run.
+    env.console.screen.add_secrets(
+        credential_values_in(env.environ, [account.credentials_env for account in accounts])
+    )
+    if settings.config.output.mask_pii or any(a.config.output.mask_pii for a in accounts):
         env.console.screen.mask_personal_data()
     return settings
 
@@ -259,25 +388,71 @@ def load_inputs(
     contacts_dir: Path | None,
     api_url: str | None,
     mask_pii: bool,
+    accounts: Sequence[str] = (),
 ) -> Inputs | None:
-    """Settings and desired state, or ``None`` once every problem of an invalid desired state
-    has been reported on stderr: nothing is planned and no request is made."""
+    """Settings and desired state of the one account, or ``None`` once every problem of an
+    invalid desired state has been reported on stderr: nothing is planned and no request is
+    made."""
+    selected = load_account_inputs(
+        env,
+        config_file=config_file,
+        contacts_dir=contacts_dir,
+        api_url=api_url,
+        mask_pii=mask_pii,
+        accounts=accounts,
+    )
+    if selected is None:
+        return None
+    if len(selected) != 1:
+        raise AccountSelectionError(
+            f"this command works on one account, and {len(selected)} are configured: "
+            "choose one with --account NAME"
+        )
+    return selected[0]
+
+
+def load_account_inputs(
+    env: Environment,
+    *,
+    config_file: Path | None,
+    contacts_dir: Path | None,
+    api_url: str | None,
+    mask_pii: bool,
+    accounts: Sequence[str],
+) -> tuple[Inputs, ...] | None:
+    """Settings and desired state of each selected account (the one account without
+    ``accounts:``), or ``None`` once every problem of any invalid desired state has been
+    reported on stderr: nothing is planned and no request is made, for any account."""
     try:
-        settings = open_settings(
+        selected = open_account_settings(
             env,
             config_file=config_file,
             contacts_dir=contacts_dir,
             api_url=api_url,
             mask_pii=mask_pii,
+            accounts=accounts,
         )
-        desired = load_desired(settings)
     except DesiredStateError as error:
         if not error.problems:
             raise
         env.console.err(problem_report(error.problems, NOTHING_PLANNED))
         return None
-    env.console.screen.add_names(contact_names(desired.contacts))
-    return Inputs(settings=settings, desired=desired)
+    inputs: list[Inputs] = []
+    problems: list[Problem] = []
+    for account_settings in selected:
+        try:
+            desired = load_desired(account_settings)
+        except DesiredStateError as error:
+            if not error.problems:
+                raise
+            problems += error.problems
+            continue
+        env.console.screen.add_names(contact_names(desired.contacts))
+        inputs.append(Inputs(settings=account_settings, desired=desired))
+    if problems:
+        env.console.err(problem_report(problems, NOTHING_PLANNED))
+        return None
+    return tuple(inputs)
 
 
 def report_problem_lines(

@@ -287,6 +287,8 @@ class ExportRequest:
     split_by: SplitBy = SplitBy.NONE
     owned_only: bool = False
     force: bool = False
+    # --account: the one account to export when several are configured.
+    accounts: tuple[str, ...] = ()
 
 
 def run(request: ExportRequest, env: Environment) -> int:
@@ -295,7 +297,11 @@ def run(request: ExportRequest, env: Environment) -> int:
     (``mask_pii``)."""
     console = env.console
     settings = open_settings(
-        env, config_file=request.config_file, contacts_dir=request.out_dir, api_url=request.api_url
+        env,
+        config_file=request.config_file,
+        contacts_dir=request.out_dir,
+        api_url=request.api_url,
+        accounts=request.accounts,
     )
     target = settings.contacts_dir
     check_out_dir(target, env.cwd, force=request.force)

@@ -7,27 +7,37 @@ only reads the account."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.commands.context import (
+    AccountSelectionError,
+    Inputs,
     cache_directory,
     fetch_live_state,
-    load_inputs,
+    journal_file,
+    load_account_inputs,
     make_plan,
     render_options,
 )
 from reconciler.commands.environment import Environment
-from reconciler.core.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.core.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    ReconcilerError,
+    worst_exit_code,
+)
 from reconciler.core.masking import contact_names
 from reconciler.core.plan import Plan
-from reconciler.execute.journal import JOURNAL_FILE
 from reconciler.files.saved_plans import (
     current_provenance,
     write_saved_plan,
 )
 from reconciler.live.snapshot import Refresh
 from reconciler.render import FORMATS, render_plan
+from reconciler.render.accounts import AccountPlan, render_account_plans
 from reconciler.report.github import STEP_SUMMARY_VARIABLE, append_step_summary
 
 
@@ -47,6 +57,8 @@ class PlanRequest:
     insecure: bool = False
     # "full" lists the whole account instead of what changed since the last snapshot.
     refresh: Refresh = "auto"
+    # --account: the accounts to plan when several are configured; empty: all of them.
+    accounts: tuple[str, ...] = ()
 
 
 def plan_exit_code(plan: Plan, *, detailed: bool) -> int:
@@ -61,48 +73,77 @@ def plan_exit_code(plan: Plan, *, detailed: bool) -> int:
 
 def run(request: PlanRequest, env: Environment) -> int:
     """One ``plan`` run: the rendered plan on stdout (its warnings on stderr), the job
-    summary when GitHub asks for one; returns the exit code."""
+    summary when GitHub asks for one; returns the exit code. With several accounts, a
+    section per account, and the worst of their exit codes."""
     if request.output_format not in FORMATS:
         raise ValueError(f"unknown plan format {request.output_format!r}")
-    console = env.console
-    inputs = load_inputs(
+    selected = load_account_inputs(
         env,
         config_file=request.config_file,
         contacts_dir=request.contacts_dir,
         api_url=request.api_url,
         mask_pii=request.mask_pii,
+        accounts=request.accounts,
     )
-    if inputs is None:
+    if selected is None:
         return EXIT_ERROR
-    settings, desired = inputs.settings, inputs.desired
+    if len(selected) == 1 and selected[0].settings.account is None:
+        return _plan_one(request, env, selected[0])
+    return _plan_accounts(request, env, selected)
 
+
+def _derive(request: PlanRequest, env: Environment, inputs: Inputs) -> Plan:
+    settings = inputs.settings
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
             client, refresh=request.refresh, cache_dir=cache_directory(settings)
         )
-    console.screen.add_names(contact_names(live.contacts))
-    plan = make_plan(
-        desired, live, settings.config, prune=request.prune, journal=env.cwd / JOURNAL_FILE
+    env.console.screen.add_names(contact_names(live.contacts))
+    return make_plan(
+        inputs.desired,
+        live,
+        settings.config,
+        prune=request.prune,
+        journal=journal_file(settings),
+        account=settings.account,
     ).plan
+
+
+def _save(request: PlanRequest, env: Environment, inputs: Inputs, plan: Plan) -> str:
+    """With ``--out``, the plan written with its provenance, and the note that says so."""
+    if request.out is None:
+        return ""
+    settings = inputs.settings
+    out = request.out if request.out.is_absolute() else env.cwd / request.out
+    provenance = current_provenance(inputs.desired.contacts, settings.api_url, plan.marker, env.cwd)
+    write_saved_plan(out, plan, provenance)
+    again = f"reconciler apply {request.out}"
+    if settings.account is not None:
+        again = f"reconciler apply --account {settings.account} {request.out}"
+    return f"Saved the plan to {request.out}; apply it with `{again}`.\n"
+
+
+def _say_saved(request: PlanRequest, env: Environment, note: str) -> None:
+    # In text mode stdout is for people; otherwise it is a document being piped.
+    if note and request.output_format == "text":
+        env.console.out("\n" + note)
+    elif note:
+        env.console.err(note)
+
+
+def _plan_one(request: PlanRequest, env: Environment, inputs: Inputs) -> int:
+    console = env.console
+    plan = _derive(request, env, inputs)
 
     options = render_options(
         env, mask=inputs.masks(mask_pii=request.mask_pii), no_color=request.no_color
     )
     rendered = render_plan(plan, request.output_format, options)
-    note = ""
-    if request.out is not None:
-        # Saved before anything is shown: a plan that cannot be saved is only an error.
-        out = request.out if request.out.is_absolute() else env.cwd / request.out
-        provenance = current_provenance(desired.contacts, settings.api_url, plan.marker, env.cwd)
-        write_saved_plan(out, plan, provenance)
-        note = f"Saved the plan to {request.out}; apply it with `reconciler apply {request.out}`.\n"
+    # Saved before anything is shown: a plan that cannot be saved is only an error.
+    note = _save(request, env, inputs, plan)
     console.out(rendered.stdout)
     console.err(rendered.stderr)
-    # In text mode stdout is for people; otherwise it is a document being piped.
-    if note and request.output_format == "text":
-        console.out("\n" + note)
-    elif note:
-        console.err(note)
+    _say_saved(request, env, note)
 
     if env.environ.get(STEP_SUMMARY_VARIABLE, "").strip():
         summary = (
@@ -113,3 +154,44 @@ def run(request: PlanRequest, env: Environment) -> int:
         console.err(append_step_summary(summary, env.environ, screen=console.screen))
 
     return plan_exit_code(plan, detailed=request.detailed_exitcode)
+
+
+def _plan_accounts(request: PlanRequest, env: Environment, selected: Sequence[Inputs]) -> int:
+    """Every selected account is planned, and reported, even when another one fails (its
+    credentials refused, its server down): that account's error is said on stderr and
+    counts in the exit code."""
+    console = env.console
+    if request.out is not None and len(selected) > 1:
+        raise AccountSelectionError(
+            f"--out saves the plan of one account, and {len(selected)} are selected: "
+            "save each with --account NAME --out FILE"
+        )
+    plans: list[AccountPlan] = []
+    codes: list[int] = []
+    for inputs in selected:
+        name = str(inputs.settings.account)
+        try:
+            plan = _derive(request, env, inputs)
+        except ReconcilerError as error:
+            console.err(f"Error: account {name}: {error}\n")
+            codes.append(error.exit_code)
+            continue
+        plans.append((name, plan))
+        codes.append(plan_exit_code(plan, detailed=request.detailed_exitcode))
+
+    mask = any(inputs.masks(mask_pii=request.mask_pii) for inputs in selected)
+    options = render_options(env, mask=mask, no_color=request.no_color)
+    if plans:
+        rendered = render_account_plans(plans, request.output_format, options)
+        note = _save(request, env, selected[0], plans[0][1]) if len(selected) == 1 else ""
+        console.out(rendered.stdout)
+        console.err(rendered.stderr)
+        _say_saved(request, env, note)
+        if env.environ.get(STEP_SUMMARY_VARIABLE, "").strip():
+            summary = (
+                rendered.stdout
+                if request.output_format == "markdown"
+                else render_account_plans(plans, "markdown", options).stdout
+            )
+            console.err(append_step_summary(summary, env.environ, screen=console.screen))
+    return worst_exit_code(codes)

@@ -46,6 +46,8 @@ class RestoreRequest:
     mask_pii: bool = False
     insecure: bool = False
     lock_timeout: float = DEFAULT_WAIT_SECONDS
+    # --account: the one account to restore into when several are configured.
+    accounts: tuple[str, ...] = ()
 
 
 def _declared(record: BackupRecord, shown_path: str) -> DesiredContact:
@@ -98,7 +100,11 @@ def _restore_locked(request: RestoreRequest, env: Environment, started_at: datet
         return EXIT_OK
     marker = _marker_of(records, request.backup_file)
     settings = open_settings(
-        env, config_file=request.config_file, api_url=request.api_url, mask_pii=request.mask_pii
+        env,
+        config_file=request.config_file,
+        api_url=request.api_url,
+        mask_pii=request.mask_pii,
+        accounts=request.accounts,
     )
     mask = request.mask_pii or settings.config.output.mask_pii
     console.screen.add_names(contact_names(record.contact for record in records))
@@ -133,6 +139,7 @@ def _restore_locked(request: RestoreRequest, env: Environment, started_at: datet
             desired={contact.phone: contact for contact in to_restore},
             settings=diff_settings,
             cwd=cwd,
+            account=settings.account,
         ) as executor:
             try:
                 executor.ensure_fields(creates, marker)

@@ -4,13 +4,14 @@ every warning as ``FILE:LINE:COL: warning: message`` (which does not change the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.commands.context import open_settings, report_problem_lines
+from reconciler.commands.context import open_account_settings, report_problem_lines
 from reconciler.commands.environment import Environment
-from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError
-from reconciler.desired.loader import load_desired_state
+from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError, Problem
+from reconciler.desired.loader import DesiredState, load_desired_state
 from reconciler.report.github import problem_count, wants_github_annotations
 
 
@@ -22,6 +23,8 @@ class ValidateRequest:
     config_file: Path | None = None
     contacts_dir: Path | None = None
     output_format: str | None = None
+    # --account: the accounts to check when several are configured; empty: all of them.
+    accounts: tuple[str, ...] = ()
 
 
 def run(request: ValidateRequest, env: Environment) -> int:
@@ -31,28 +34,56 @@ def run(request: ValidateRequest, env: Environment) -> int:
     github = wants_github_annotations(request.output_format, env.environ)
     try:
         # Masking follows output.mask_pii here too: a problem can quote a phone or email.
-        settings = open_settings(
-            env, config_file=request.config_file, contacts_dir=request.contacts_dir
-        )
-        state = load_desired_state(
-            settings.contacts_dir, env.cwd, default_region=settings.config.phones.default_region
+        selected = open_account_settings(
+            env,
+            config_file=request.config_file,
+            contacts_dir=request.contacts_dir,
+            accounts=request.accounts,
         )
     except DesiredStateError as error:
         if not error.problems:
             raise
-        consequence = f"{problem_count(error.problems)}."
-        report_problem_lines(env, error.problems, github=github, consequence=consequence)
-        for warning in error.warnings:
-            console.out(warning + "\n")
-        return EXIT_ERROR
-    files = len(state.files)
-    console.out(
-        f"{_counted(len(state.contacts), 'contact')} in {_counted(files, 'file')} "
-        f"{'is' if len(state.contacts) == 1 else 'are'} valid.\n"
-    )
-    for phone_warning in state.warnings:
-        console.out(f"{phone_warning}\n")
+        return _invalid(env, error.problems, error.warnings, github=github)
+    states: list[tuple[str | None, DesiredState]] = []
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    # Every account is checked, so one run names every problem of the repository.
+    for settings in selected:
+        try:
+            state = load_desired_state(
+                settings.contacts_dir,
+                env.cwd,
+                default_region=settings.config.phones.default_region,
+            )
+        except DesiredStateError as error:
+            if not error.problems:
+                raise
+            problems += error.problems
+            warnings += error.warnings
+            continue
+        states.append((settings.account, state))
+    if problems:
+        return _invalid(env, problems, warnings, github=github)
+    for account, state in states:
+        files = len(state.files)
+        of_account = "" if account is None else f'Account "{account}": '
+        console.out(
+            f"{of_account}{_counted(len(state.contacts), 'contact')} in "
+            f"{_counted(files, 'file')} {'is' if len(state.contacts) == 1 else 'are'} valid.\n"
+        )
+        for phone_warning in state.warnings:
+            console.out(f"{phone_warning}\n")
     return EXIT_OK
+
+
+def _invalid(
+    env: Environment, problems: Sequence[Problem], warnings: Sequence[str], *, github: bool
+) -> int:
+    consequence = f"{problem_count(problems)}."
+    report_problem_lines(env, problems, github=github, consequence=consequence)
+    for warning in warnings:
+        env.console.out(warning + "\n")
+    return EXIT_ERROR
 
 
 def _counted(count: int, noun: str) -> str:

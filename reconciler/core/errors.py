@@ -30,7 +30,7 @@ message on one line and exits with its ``exit_code``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -38,6 +38,21 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130
+
+# With several accounts, a run exits with the most severe of their codes: an interruption,
+# then a refusal by a guard, then an error, then "changes present", then success.
+_SEVERITY = (EXIT_OK, EXIT_CHANGES, EXIT_ERROR, EXIT_REFUSED, EXIT_INTERRUPTED)
+
+
+def worst_exit_code(codes: Iterable[int]) -> int:
+    """The most severe of ``codes`` (``EXIT_OK`` for none); an unknown code counts as an
+    error."""
+
+    def severity(code: int) -> int:
+        return _SEVERITY.index(code) if code in _SEVERITY else _SEVERITY.index(EXIT_ERROR)
+
+    return max(codes, key=severity, default=EXIT_OK)
+
 
 # Every character str.splitlines() breaks at. A message quotes values from files and servers;
 # one of these inside would split it, and terminals, `file:line:col:` parsers and workflow

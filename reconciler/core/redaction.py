@@ -12,12 +12,28 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 # Where the credentials come from (reconciler.heymarket.auth reads them); named here so that
 # the output edge can keep their values out of what it prints without loading the client.
-SECRET_ID_VARIABLE = "HEYMARKET_SECRET_ID"
-SECRET_KEY_VARIABLE = "HEYMARKET_SECRET_KEY"
-API_KEY_VARIABLE = "HEYMARKET_API_KEY"
+# One account's variables share a prefix: HEYMARKET_ by default, an account's
+# ``credentials_env`` when several are configured.
+DEFAULT_CREDENTIALS_PREFIX = "HEYMARKET"
+
+
+class CredentialVariables(NamedTuple):
+    """The names of one account's credential variables."""
+
+    secret_id: str
+    secret_key: str
+    api_key: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = DEFAULT_CREDENTIALS_PREFIX) -> CredentialVariables:
+        return cls(f"{prefix}_SECRET_ID", f"{prefix}_SECRET_KEY", f"{prefix}_API_KEY")
+
+
+SECRET_ID_VARIABLE, SECRET_KEY_VARIABLE, API_KEY_VARIABLE = CredentialVariables.with_prefix()
 
 REDACTED = "[redacted]"
 # Shorter values are not credentials anyone issues; replacing them would blank out ordinary
@@ -83,12 +99,17 @@ def signing_secret(secret_id: str, secret_key: str) -> str:
     return f"{secret_id}||{secret_key}"
 
 
-def credential_values_in(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """Every credential value set in ``environ``, whether or not they make usable
-    credentials: what the output edge must never print."""
-    secret_id = environ.get(SECRET_ID_VARIABLE, "").strip()
-    secret_key = environ.get(SECRET_KEY_VARIABLE, "").strip()
-    values = [secret_id, secret_key, environ.get(API_KEY_VARIABLE, "").strip()]
-    if secret_id and secret_key:
-        values.append(signing_secret(secret_id, secret_key))
+def credential_values_in(
+    environ: Mapping[str, str], prefixes: Iterable[str] = (DEFAULT_CREDENTIALS_PREFIX,)
+) -> tuple[str, ...]:
+    """Every credential value set in ``environ`` under each of ``prefixes``, whether or not
+    they make usable credentials: what the output edge must never print."""
+    values: list[str] = []
+    for prefix in prefixes:
+        names = CredentialVariables.with_prefix(prefix)
+        secret_id = environ.get(names.secret_id, "").strip()
+        secret_key = environ.get(names.secret_key, "").strip()
+        values += [secret_id, secret_key, environ.get(names.api_key, "").strip()]
+        if secret_id and secret_key:
+            values.append(signing_secret(secret_id, secret_key))
     return tuple(value for value in values if value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,11 @@ from reconciler.files.paths import display_path
 DEFAULT_CONFIG_FILE = "reconciler.yaml"
 DEFAULT_API_URL = "https://api.heymarket.com"
 _REGION_CODE = re.compile("[A-Z]{2}")
+# An account's name names its directories (caches, backups): a lowercase identifier.
+ACCOUNT_NAME = re.compile("[a-z][a-z0-9_-]{0,39}")
+# The sections an account may override; an account's own keys win, key by key, over the
+# top-level ones (a deep merge of each section).
+ACCOUNT_SECTIONS = ("api", "ownership", "prune", "output", "phones")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class Config:
     phones: PhoneSettings = field(default_factory=PhoneSettings)
     # The file it was read from, or None when defaults were used.
     source: Path | None = None
+    # With ``accounts:``, each account's own configuration; empty for the single account.
+    accounts: tuple[Account, ...] = ()
 
     def diff_settings(self, *, run_max_deletes: int | None = None) -> DiffSettings:
         """What the diff needs of this configuration."""
@@ -76,6 +83,16 @@ class Config:
             max_delete_percent=self.prune.max_delete_percent,
             run_max_deletes=run_max_deletes,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One of several accounts: its name, the prefix of its credential variables, and its
+    configuration (the top-level defaults with its own keys merged over them)."""
+
+    name: str
+    credentials_env: str
+    config: Config
 
 
 def load_config(path: Path | None, cwd: Path) -> Config:
@@ -102,6 +119,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
         problems, _ = schema_problems(CONFIG_SCHEMA, loaded, shown_as, "a mapping of settings")
         problems += _not_a_number_problems(loaded, shown_as)
         problems += _unknown_region_problems(loaded, shown_as)
+        problems += _account_problems(loaded, shown_as)
         if problems:
             raise ConfigError(sorted(problems, key=lambda p: (p.line, p.column)))
         assert isinstance(loaded.value, dict)
@@ -129,26 +147,111 @@ def _not_a_number_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
     return problems
 
 
+def _account_mappings(values: object) -> dict[str, dict[str, Any]]:
+    """The ``accounts:`` entries that are mappings, by name."""
+    accounts = values.get("accounts") if isinstance(values, dict) else None
+    if not isinstance(accounts, dict):
+        return {}
+    return {str(name): entry for name, entry in accounts.items() if isinstance(entry, dict)}
+
+
 def _unknown_region_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
     """A default region the schema lets through (two capitals) that no numbering plan is
-    known for: national numbers could not be read in it."""
-    settings = loaded.value.get("phones") if isinstance(loaded.value, dict) else None
-    region = settings.get("default_region") if isinstance(settings, dict) else None
-    # A region of another shape already has its problem from the schema.
-    if not isinstance(region, str) or not _REGION_CODE.fullmatch(region):
+    known for: national numbers could not be read in it. Top level and every account."""
+    places: list[tuple[tuple[str, ...], object]] = [((), loaded.value)]
+    places += [
+        (("accounts", name), entry) for name, entry in _account_mappings(loaded.value).items()
+    ]
+    problems: list[Problem] = []
+    for prefix, values in places:
+        settings = values.get("phones") if isinstance(values, dict) else None
+        region = settings.get("default_region") if isinstance(settings, dict) else None
+        # A region of another shape already has its problem from the schema.
+        if not isinstance(region, str) or not _REGION_CODE.fullmatch(region):
+            continue
+        if is_known_region(region):
+            continue
+        path = (*prefix, "phones", "default_region")
+        key_node, value_node = locate(loaded.root, path)
+        line, column = position(key_node or value_node)
+        message = (
+            f'{".".join(path)} "{region}" is not a region with a known numbering plan; '
+            'write an ISO 3166-1 code, e.g. "US" or "GB"'
+        )
+        problems.append(Problem(shown_as, line, column, message))
+    return problems
+
+
+def _account_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
+    """What the schema cannot say well: an account name that is not a safe identifier (it
+    names directories), and a top-level ``contacts`` beside ``accounts``."""
+    values = loaded.value
+    accounts = values.get("accounts") if isinstance(values, dict) else None
+    if not isinstance(values, dict) or not isinstance(accounts, dict):
         return []
-    if is_known_region(region):
-        return []
-    key_node, value_node = locate(loaded.root, ("phones", "default_region"))
-    line, column = position(key_node or value_node)
-    message = (
-        f'phones.default_region "{region}" is not a region with a known numbering plan; '
-        'write an ISO 3166-1 code, e.g. "US" or "GB"'
-    )
-    return [Problem(shown_as, line, column, message)]
+    problems: list[Problem] = []
+    for name in accounts:
+        if ACCOUNT_NAME.fullmatch(name):
+            continue
+        key_node, value_node = locate(loaded.root, ("accounts", name))
+        line, column = position(key_node or value_node)
+        problems.append(
+            Problem(
+                shown_as,
+                line,
+                column,
+                f'account name "{name}" is not allowed: use a lowercase letter, then up to 39 '
+                "lowercase letters, digits, - or _ (it names the account's directories)",
+            )
+        )
+    if "contacts" in values:
+        key_node, value_node = locate(loaded.root, ("contacts",))
+        line, column = position(key_node or value_node)
+        problems.append(
+            Problem(
+                shown_as,
+                line,
+                column,
+                'top-level "contacts" is not allowed with "accounts": give each account its '
+                "own accounts.NAME.contacts",
+            )
+        )
+    return problems
 
 
 def _from_values(values: dict[str, Any], source: Path, cwd: Path) -> Config:
+    config = _config_from(values, source, cwd)
+    accounts = _account_mappings(values)
+    if not accounts:
+        return config
+    return replace(
+        config,
+        accounts=tuple(
+            _account(name, entry, values, source, cwd) for name, entry in accounts.items()
+        ),
+    )
+
+
+def _account(
+    name: str, entry: dict[str, Any], defaults: dict[str, Any], source: Path, cwd: Path
+) -> Account:
+    """An account's configuration: each section of ``defaults`` with the account's own keys
+    merged over it. Its prune backups go to a directory of its own unless it names one."""
+    merged: dict[str, Any] = {"contacts": entry["contacts"]}
+    for section in ACCOUNT_SECTIONS:
+        merged[section] = {**defaults.get(section, {}), **entry.get(section, {})}
+    own_prune = entry.get("prune", {})
+    if "backup_dir" not in own_prune:
+        shared = merged["prune"].get("backup_dir", str(PruneSettings().backup_dir))
+        merged["prune"]["backup_dir"] = str(Path(shared) / name)
+    return Account(
+        name=name,
+        credentials_env=entry["credentials_env"],
+        config=_config_from(merged, source, cwd),
+    )
+
+
+def _config_from(values: dict[str, Any], source: Path, cwd: Path) -> Config:
     directory_name = source.absolute().parent.name
     base = source.parent
     # Keep paths relative when the config sits in the working directory: they read better in

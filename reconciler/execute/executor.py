@@ -41,12 +41,18 @@ class Executor:
         desired: Mapping[str, DesiredContact],
         settings: DiffSettings,
         cwd: Path,
+        account: str | None = None,
     ) -> None:
         self.client = client
         self.console = console
         self.fields = list(fields)
         self.recorder = Recorder(
-            journal, interrupt, command=command, started_at=started_at, git_commit=git_commit
+            journal,
+            interrupt,
+            command=command,
+            started_at=started_at,
+            git_commit=git_commit,
+            account=account,
         )
         self.upserter = Upserter(client, console, self.recorder, desired=desired, settings=settings)
         self.pruner = Pruner(
@@ -87,6 +93,7 @@ def executing(
     desired: Mapping[str, DesiredContact],
     settings: DiffSettings,
     cwd: Path,
+    account: str | None = None,
 ) -> Iterator[Executor]:
     """An executor with its journal open and Ctrl-C deferred to the end of the batch in
     flight; the progress line is ended however the block ends."""
@@ -104,6 +111,7 @@ def executing(
             desired=desired,
             settings=settings,
             cwd=cwd,
+            account=account,
         )
         try:
             with interrupt.installed():

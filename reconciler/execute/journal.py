@@ -48,6 +48,8 @@ class JournalEntry:
     git_commit: str | None
     # Only on an ``inconsistent`` line: the value sent and the value stored instead.
     rewrite: Rewrite | None = None
+    # With several accounts configured: the account the change was made in.
+    account: str | None = None
 
     def to_json_line(self) -> str:
         line: dict[str, object] = {
@@ -66,6 +68,9 @@ class JournalEntry:
             line["field"] = self.rewrite.label
             line["sent"] = journaled_value(self.rewrite.sent)
             line["stored"] = journaled_value(self.rewrite.stored)
+        if self.account is not None:
+            # Added only with several accounts, so a single account's lines stay as they were.
+            line["account"] = self.account
         return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -122,10 +127,11 @@ def _lines(path: Path) -> Iterator[str]:
         raise JournalError(f"cannot read the journal {path}: {error.strerror or error}") from None
 
 
-def seen_rewrites(path: Path) -> SeenRewrites:
+def seen_rewrites(path: Path, account: str | None = None) -> SeenRewrites:
     """What the journal at ``path`` says the account rewrote, the newest line winning: (phone,
     field) to the value that was sent. No journal yet means nothing seen; a line that is not
-    one of ours (a torn last line after a crash) is skipped."""
+    one of ours (a torn last line after a crash) is skipped. With several accounts, only the
+    lines of ``account`` count (one phone may live in two accounts)."""
     seen: dict[tuple[str, str], object] = {}
     for text in _lines(path):
         if '"inconsistent"' not in text:  # most lines: skipped without decoding them
@@ -135,6 +141,8 @@ def seen_rewrites(path: Path) -> SeenRewrites:
         except UnreadableJson:
             continue
         if not isinstance(line, dict) or line.get("result") != "inconsistent":
+            continue
+        if line.get("account") != account:
             continue
         phone, label = line.get("phone"), line.get("field")
         if isinstance(phone, str) and isinstance(label, str) and "sent" in line:

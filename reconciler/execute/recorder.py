@@ -62,8 +62,10 @@ class Recorder:
         command: str,
         started_at: datetime,
         git_commit: str | None,
+        account: str | None = None,
     ) -> None:
         self.journal = journal
+        self.account = account
         self.interrupt = interrupt
         self.command = command
         self.run = utc_seconds_text(started_at)
@@ -91,6 +93,7 @@ class Recorder:
             reason=reason,
             git_commit=self.git_commit,
             rewrite=rewrite,
+            account=self.account,
         )
 
     def journal_lines(self, entries: Sequence[JournalEntry]) -> None:

@@ -16,9 +16,8 @@ import jwt
 
 from reconciler.core.errors import CredentialsError
 from reconciler.core.redaction import (
-    API_KEY_VARIABLE,
-    SECRET_ID_VARIABLE,
-    SECRET_KEY_VARIABLE,
+    DEFAULT_CREDENTIALS_PREFIX,
+    CredentialVariables,
     SecretScrubber,
     signing_secret,
 )
@@ -38,11 +37,14 @@ class JwtCredentials:
 
     secret_id: str
     secret_key: str
+    # The prefix of the variables they came from.
+    prefix: str = DEFAULT_CREDENTIALS_PREFIX
 
     @property
     def variables(self) -> str:
         """The environment variables these came from, for messages (names, never values)."""
-        return f"{SECRET_ID_VARIABLE}/{SECRET_KEY_VARIABLE}"
+        names = CredentialVariables.with_prefix(self.prefix)
+        return f"{names.secret_id}/{names.secret_key}"
 
     def __repr__(self) -> str:
         return f"JwtCredentials(from {self.variables})"
@@ -53,10 +55,11 @@ class ApiKeyCredentials:
     """The legacy team API key, sent as a bearer token as it is."""
 
     api_key: str
+    prefix: str = DEFAULT_CREDENTIALS_PREFIX
 
     @property
     def variables(self) -> str:
-        return API_KEY_VARIABLE
+        return CredentialVariables.with_prefix(self.prefix).api_key
 
     def __repr__(self) -> str:
         return f"ApiKeyCredentials(from {self.variables})"
@@ -65,27 +68,31 @@ class ApiKeyCredentials:
 Credentials = JwtCredentials | ApiKeyCredentials
 
 
-def credentials_from_env(environ: Mapping[str, str]) -> Credentials:
-    """The credentials in ``environ``: the JWT pair when set, else the legacy API key."""
-    secret_id = environ.get(SECRET_ID_VARIABLE, "").strip()
-    secret_key = environ.get(SECRET_KEY_VARIABLE, "").strip()
-    api_key = environ.get(API_KEY_VARIABLE, "").strip()
+def credentials_from_env(
+    environ: Mapping[str, str], prefix: str = DEFAULT_CREDENTIALS_PREFIX
+) -> Credentials:
+    """The credentials in ``environ`` under ``prefix`` (``HEYMARKET``: HEYMARKET_SECRET_ID
+    and so on): the JWT pair when set, else the legacy API key."""
+    names = CredentialVariables.with_prefix(prefix)
+    secret_id = environ.get(names.secret_id, "").strip()
+    secret_key = environ.get(names.secret_key, "").strip()
+    api_key = environ.get(names.api_key, "").strip()
     if secret_id and secret_key:
-        return JwtCredentials(secret_id=secret_id, secret_key=secret_key)
+        return JwtCredentials(secret_id=secret_id, secret_key=secret_key, prefix=prefix)
     if (secret_id or secret_key) and not api_key:
         present, missing = (
-            (SECRET_ID_VARIABLE, SECRET_KEY_VARIABLE)
+            (names.secret_id, names.secret_key)
             if secret_id
-            else (SECRET_KEY_VARIABLE, SECRET_ID_VARIABLE)
+            else (names.secret_key, names.secret_id)
         )
         raise CredentialsError(
-            f"{present} is set but {missing} is not: set both (or {API_KEY_VARIABLE} instead)"
+            f"{present} is set but {missing} is not: set both (or {names.api_key} instead)"
         )
     if api_key:
-        return ApiKeyCredentials(api_key=api_key)
+        return ApiKeyCredentials(api_key=api_key, prefix=prefix)
     raise CredentialsError(
-        f"no Heymarket credentials: set {SECRET_ID_VARIABLE} and {SECRET_KEY_VARIABLE} "
-        f"(preferred) or {API_KEY_VARIABLE} in the environment"
+        f"no Heymarket credentials: set {names.secret_id} and {names.secret_key} "
+        f"(preferred) or {names.api_key} in the environment"
     )
 
 

@@ -31,7 +31,7 @@ from reconciler.core.errors import (
     ServerError,
     TransportError,
 )
-from reconciler.core.redaction import SECRET_ID_VARIABLE, SECRET_KEY_VARIABLE
+from reconciler.core.redaction import CredentialVariables
 from reconciler.heymarket.auth import BearerAuth, Credentials, JwtCredentials
 from reconciler.heymarket.decoding import ErrorBody, success_body
 from reconciler.heymarket.ratelimit import SlidingWindowLimiter
@@ -300,8 +300,9 @@ class Transport:
                 advice += " and that this machine's clock is right (tokens live 5 minutes)"
             else:
                 # Heymarket documents the team key as planned for deprecation.
+                names = CredentialVariables.with_prefix(self._credentials.prefix)
                 advice += (
-                    f", or set {SECRET_ID_VARIABLE} and {SECRET_KEY_VARIABLE} instead "
+                    f", or set {names.secret_id} and {names.secret_key} instead "
                     "(an account may no longer accept the legacy key)"
                 )
         else:

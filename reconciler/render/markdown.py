@@ -57,14 +57,14 @@ def _row(change: Change) -> str:
     )
 
 
-def _notice_list(title: str, notices: Sequence[Notice]) -> str:
+def _notice_list(title: str, notices: Sequence[Notice], budget: int = NOTICES_BUDGET) -> str:
     if not notices:
         return ""
     lines = [f"#### {title} ({len(notices)})\n\n"]
     used = len(lines[0])
     for shown, notice in enumerate(notices):
         line = f"- {_md(str(notice), limit=600)}\n"
-        if used + len(line) > NOTICES_BUDGET:
+        if used + len(line) > budget:
             lines.append(f"- … and {len(notices) - shown} more\n")
             break
         lines.append(line)
@@ -115,16 +115,19 @@ def _field_summary(changes: Sequence[Change]) -> str:
     return "".join(lines) + "\n"
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, *, title: str = "### reconciler plan", budget: int = BUDGET) -> str:
+    """The comment for ``plan``, under ``title``, in at most about ``budget`` characters (one
+    account of several gets its share of the comment)."""
     summary = plan.summary
-    head = "### reconciler plan\n\n"
+    notices_budget = min(NOTICES_BUDGET, budget // 4)
+    head = f"{title}\n\n"
     if not plan.has_changes:
         head += f"**No changes.** {no_changes_detail(plan)}\n\n"
     else:
         head += f"**{summary}**\n\n" + _summary_table(plan)
     head += _fields_to_create(plan.fields_to_create)
-    head += _notice_list("Errors", plan.errors)
-    head += _notice_list("Warnings", plan.warnings)
+    head += _notice_list("Errors", plan.errors, notices_budget)
+    head += _notice_list("Warnings", plan.warnings, notices_budget)
     if plan.prune_candidates:
         head += (
             f"{plan.prune_candidates} owned contacts are no longer declared; "
@@ -133,7 +136,7 @@ def render_markdown(plan: Plan) -> str:
 
     # The tail is only needed when rows are left out; reserve its worst-case size up front.
     tail_reserve = len(_field_summary(plan.changes)) + 400
-    room = BUDGET - len(head) - tail_reserve
+    room = budget - len(head) - tail_reserve
     groups = [
         (title, [change for change in plan.changes if change.action == action])
         for action, title in _SECTION_TITLES.items()

@@ -154,8 +154,13 @@ def test_every_config_key_of_the_schema_is_in_the_reference() -> None:
 
     def keys(properties: dict[str, Any], prefix: str) -> Iterator[str]:
         for name, value in properties.items():
-            if value.get("type") == "object":
+            if value.get("type") == "object" and "properties" in value:
                 yield from keys(value["properties"], f"{prefix}{name}.")
+            elif isinstance(value.get("additionalProperties"), dict):
+                # A mapping by name (accounts): the mapping, then each key of an entry.
+                yield f"{prefix}{name}"
+                entry = value["additionalProperties"]["properties"]
+                yield from keys(entry, f"{prefix}{name}.<name>.")
             else:
                 yield f"{prefix}{name}"
 

@@ -1,0 +1,106 @@
+"""The plans of several accounts as one document: a section per account in text and
+markdown (the markdown sized, as a whole, for one pull-request comment), and in JSON the
+plan's own fields with the totals in ``summary`` and ``"account"`` on every change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.core.masking import mask_plan
+from reconciler.core.plan import FORMAT_VERSION, Plan, Summary
+from reconciler.render import FORMATS, Rendered, RenderOptions
+from reconciler.render.markdown import BUDGET, render_markdown
+from reconciler.render.text import render_text, render_text_notices
+
+# One account's plan, by the account's name.
+AccountPlan = tuple[str, Plan]
+
+
+def total_summary(plans: Sequence[AccountPlan]) -> Summary:
+    summaries = [plan.summary for _, plan in plans]
+    return Summary(
+        create=sum(summary.create for summary in summaries),
+        update=sum(summary.update for summary in summaries),
+        delete=sum(summary.delete for summary in summaries),
+        unchanged=sum(summary.unchanged for summary in summaries),
+    )
+
+
+def account_heading(name: str) -> str:
+    """The line that opens an account's section in terminal output."""
+    return f'=== account "{name}" ==='
+
+
+def render_account_plans(
+    plans: Sequence[AccountPlan], output_format: str, options: RenderOptions
+) -> Rendered:
+    shown = [(name, mask_plan(plan) if options.mask_pii else plan) for name, plan in plans]
+    if output_format == "text":
+        return _text(shown, color=options.color)
+    if output_format == "markdown":
+        return Rendered(_markdown(shown))
+    if output_format == "json":
+        return Rendered(json.dumps(_json(shown), indent=2, ensure_ascii=False) + "\n")
+    raise ValueError(f"unknown plan format {output_format!r}; expected one of {FORMATS}")
+
+
+def _text(plans: Sequence[AccountPlan], *, color: bool) -> Rendered:
+    stdout: list[str] = []
+    stderr: list[str] = []
+    for name, plan in plans:
+        stdout.append(f"{account_heading(name)}\n{render_text(plan, color=color)}\n")
+        notices = render_text_notices(plan, color=color)
+        stderr += [f"[{name}] {line}\n" for line in notices.splitlines()]
+    stdout.append(f"All {len(plans)} accounts: {total_summary(plans)}\n")
+    return Rendered("".join(stdout), "".join(stderr))
+
+
+def _markdown(plans: Sequence[AccountPlan]) -> str:
+    # Each account gets an equal share of the comment's budget, so one large account cannot
+    # push the others out of the comment.
+    share = (BUDGET - 400) // max(len(plans), 1)
+    head = f"### reconciler plan\n\n**{len(plans)} accounts: {total_summary(plans)}**\n\n"
+    sections = [
+        render_markdown(plan, title=f"#### Account `{name}`", budget=share) for name, plan in plans
+    ]
+    return head + "".join(sections)
+
+
+def _with_account(name: str, document: dict[str, Any]) -> dict[str, Any]:
+    return {"account": name, **document}
+
+
+def _json(plans: Sequence[AccountPlan]) -> dict[str, Any]:
+    fields_to_create: dict[str, None] = {}
+    for _, plan in plans:
+        fields_to_create.update(dict.fromkeys(plan.fields_to_create))
+    return {
+        "format_version": FORMAT_VERSION,
+        "summary": total_summary(plans).to_json_dict(),
+        "changes": [
+            _with_account(name, change.to_json_dict())
+            for name, plan in plans
+            for change in plan.changes
+        ],
+        "warnings": [
+            _with_account(name, notice.to_json_dict())
+            for name, plan in plans
+            for notice in plan.warnings
+        ],
+        "errors": [
+            _with_account(name, notice.to_json_dict())
+            for name, plan in plans
+            for notice in plan.errors
+        ],
+        "fields_to_create": list(fields_to_create),
+        "accounts": [
+            {
+                "name": name,
+                "summary": plan.summary.to_json_dict(),
+                "fields_to_create": list(plan.fields_to_create),
+            }
+            for name, plan in plans
+        ],
+    }
