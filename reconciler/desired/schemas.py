@@ -105,6 +105,11 @@ def _message(error: ValidationError, path: Sequence[str | int], top_level: str) 
         # show the same adoptions again.
         example = "sales-team" if last == "owner" else "Managed by"
         return f'"{last}" must not be blank; write a name, e.g. "{example}"'
+    if last == "credentials_env" and kind == "pattern":
+        return (
+            f'"credentials_env" {value!r} is not an environment variable prefix; write upper-case '
+            'letters, digits and _, e.g. "HEYMARKET_US" (for HEYMARKET_US_SECRET_ID and so on)'
+        )
     if last == "url" and kind == "pattern":
         return (
             f'"url" {value!r} is not an http(s) URL; write it with its scheme, '

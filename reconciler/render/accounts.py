@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.core.masking import mask_plan
 from reconciler.core.plan import FORMAT_VERSION, Plan, Summary
 from reconciler.render import FORMATS, Rendered, RenderOptions
-from reconciler.render.markdown import BUDGET, render_markdown
+from reconciler.render.markdown import BUDGET, GITHUB_COMMENT_LIMIT, render_markdown
 from reconciler.render.text import render_text, render_text_notices
 
 # One account's plan, by the account's name.
@@ -65,7 +65,16 @@ def _markdown(plans: Sequence[AccountPlan]) -> str:
     sections = [
         render_markdown(plan, title=f"#### Account `{name}`", budget=share) for name, plan in plans
     ]
-    return head + "".join(sections)
+    document = head + "".join(sections)
+    if len(document) < GITHUB_COMMENT_LIMIT:
+        return document
+    # So many accounts that even their shortened sections do not fit: one line each.
+    lines = [f"- `{name}`: {plan.summary}\n" for name, plan in plans]
+    return (
+        head + "".join(lines) + "\n_Too many accounts to list their changes within GitHub's "
+        f"{GITHUB_COMMENT_LIMIT:,}-character limit. Run `reconciler plan --account NAME` for "
+        "each._\n"
+    )
 
 
 def _with_account(name: str, document: dict[str, Any]) -> dict[str, Any]:

@@ -72,14 +72,14 @@ def _notice_list(title: str, notices: Sequence[Notice], budget: int = NOTICES_BU
     return "".join(lines) + "\n"
 
 
-def _fields_to_create(titles: Sequence[str]) -> str:
+def _fields_to_create(titles: Sequence[str], budget: int = FIELDS_TO_CREATE_BUDGET) -> str:
     if not titles:
         return ""
     shown: list[str] = []
     used = 0
     for index, title in enumerate(titles):
         item = f"`{_md(title, limit=80)}`"
-        if used + len(item) > FIELDS_TO_CREATE_BUDGET:
+        if used + len(item) > budget:
             shown.append(f"and {len(titles) - index} more")
             break
         shown.append(item)
@@ -98,7 +98,7 @@ def _summary_table(plan: Plan) -> str:
     )
 
 
-def _field_summary(changes: Sequence[Change]) -> str:
+def _field_summary(changes: Sequence[Change], max_rows: int = MAX_FIELD_SUMMARY_ROWS) -> str:
     counts: Counter[tuple[str, str]] = Counter()
     for change in changes:
         for label, _, _ in shown_changes(change):
@@ -108,10 +108,10 @@ def _field_summary(changes: Sequence[Change]) -> str:
         "#### Changed fields, all changes\n\n",
         "| action | field | contacts |\n|---|---|---:|\n",
     ]
-    for (action, label), count in rows[:MAX_FIELD_SUMMARY_ROWS]:
+    for (action, label), count in rows[:max_rows]:
         lines.append(f"| {action} | {_md(label, limit=80)} | {count} |\n")
-    if len(rows) > MAX_FIELD_SUMMARY_ROWS:
-        lines.append(f"\n… and {len(rows) - MAX_FIELD_SUMMARY_ROWS} more fields.\n")
+    if len(rows) > max_rows:
+        lines.append(f"\n… and {len(rows) - max_rows} more fields.\n")
     return "".join(lines) + "\n"
 
 
@@ -119,13 +119,16 @@ def render_markdown(plan: Plan, *, title: str = "### reconciler plan", budget: i
     """The comment for ``plan``, under ``title``, in at most about ``budget`` characters (one
     account of several gets its share of the comment)."""
     summary = plan.summary
-    notices_budget = min(NOTICES_BUDGET, budget // 4)
+    # The parts of a whole comment's budget, scaled down for a share of it.
+    notices_budget = min(NOTICES_BUDGET, budget * 2 // 15)
+    fields_budget = min(FIELDS_TO_CREATE_BUDGET, budget // 30)
+    summary_rows = min(MAX_FIELD_SUMMARY_ROWS, budget // 1500)
     head = f"{title}\n\n"
     if not plan.has_changes:
         head += f"**No changes.** {no_changes_detail(plan)}\n\n"
     else:
         head += f"**{summary}**\n\n" + _summary_table(plan)
-    head += _fields_to_create(plan.fields_to_create)
+    head += _fields_to_create(plan.fields_to_create, fields_budget)
     head += _notice_list("Errors", plan.errors, notices_budget)
     head += _notice_list("Warnings", plan.warnings, notices_budget)
     if plan.prune_candidates:
@@ -135,7 +138,7 @@ def render_markdown(plan: Plan, *, title: str = "### reconciler plan", budget: i
         )
 
     # The tail is only needed when rows are left out; reserve its worst-case size up front.
-    tail_reserve = len(_field_summary(plan.changes)) + 400
+    tail_reserve = len(_field_summary(plan.changes, summary_rows)) + 400
     room = budget - len(head) - tail_reserve
     groups = [
         (title, [change for change in plan.changes if change.action == action])
@@ -170,7 +173,7 @@ def render_markdown(plan: Plan, *, title: str = "### reconciler plan", budget: i
 
     document = head + "".join(sections)
     if left_out:
-        document += _field_summary(plan.changes)
+        document += _field_summary(plan.changes, summary_rows)
         document += (
             f"_{left_out} of {len(plan.changes)} changes are not listed, to keep this comment "
             f"under GitHub's {GITHUB_COMMENT_LIMIT:,}-character limit. Run `reconciler plan` "

@@ -139,3 +139,93 @@ def test_an_unknown_default_region_is_a_config_error(
     assert [str(problem) for problem in caught.value.problems] == [
         f"reconciler.yaml:2:3: {message}"
     ]
+
+
+# --- several accounts --------------------------------------------------------------------
+
+ACCOUNTS = """\
+ownership: {marker_field: Managed by, owner: acme}
+prune: {max_deletes: 25, protect: ["1510*"], backup_dir: backups}
+phones: {default_region: US}
+accounts:
+  us:
+    contacts: contacts/us
+    credentials_env: HEYMARKET_US
+  uk:
+    contacts: contacts/uk
+    credentials_env: HEYMARKET_UK
+    api: {url: https://uk.example.com}
+    prune: {max_deletes: 10}
+    phones: {default_region: GB}
+    output: {mask_pii: true}
+"""
+
+
+def test_an_account_overrides_the_defaults_key_by_key(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(ACCOUNTS, encoding="utf-8")
+    config = load_config(None, tmp_path)
+    us, uk = config.accounts
+    assert (us.name, us.credentials_env, us.config.contacts) == (
+        "us",
+        "HEYMARKET_US",
+        Path("contacts/us"),
+    )
+    assert us.config.prune.max_deletes == 25
+    assert us.config.api.url == "https://api.heymarket.com"
+    assert us.config.phones.default_region == "US"
+    assert us.config.output.mask_pii is False
+    # uk's own max_deletes wins; the rest of the section is the default's (a deep merge).
+    assert (uk.config.prune.max_deletes, uk.config.prune.protect) == (10, ("1510*",))
+    assert uk.config.api.url == "https://uk.example.com"
+    assert uk.config.phones.default_region == "GB"
+    assert uk.config.output.mask_pii is True
+    assert uk.config.ownership == us.config.ownership
+    assert uk.config.ownership.owner == "acme"
+    # Each account's prune backups go to a directory of its own.
+    assert us.config.prune.backup_dir == Path("backups/us")
+    assert uk.config.prune.backup_dir == Path("backups/uk")
+    assert us.config.source == tmp_path / "reconciler.yaml"
+
+
+def test_an_account_may_name_its_own_backup_directory(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "accounts:\n  us:\n    contacts: c\n    credentials_env: US\n"
+        "    prune: {backup_dir: saved}\n  uk:\n    contacts: d\n    credentials_env: UK\n",
+        encoding="utf-8",
+    )
+    us, uk = load_config(None, tmp_path).accounts
+    assert us.config.prune.backup_dir == Path("saved")
+    assert uk.config.prune.backup_dir == Path(".reconciler/backups/uk")
+
+
+def test_without_accounts_there_is_one_account(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text("contacts: people\n", encoding="utf-8")
+    assert load_config(None, tmp_path).accounts == ()
+
+
+def test_account_problems_are_located_and_name_the_key(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "contacts: contacts\n"
+        "accounts:\n"
+        "  US:\n    contacts: c\n    credentials_env: HEYMARKET_US\n"
+        "  uk:\n    contacts: d\n    credentials_env: heymarket-uk\n"
+        "  de:\n    credentials_env: DE\n    prune: {max_deletes: -1}\n"
+        "    phones: {default_region: ZZ}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, tmp_path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        'reconciler.yaml:1:1: top-level "contacts" is not allowed with "accounts": give each '
+        "account its own accounts.NAME.contacts",
+        'reconciler.yaml:3:3: account name "US" is not allowed: use a lowercase letter, then '
+        "up to 39 lowercase letters, digits, - or _ (it names the account's directories)",
+        "reconciler.yaml:8:5: \"credentials_env\" 'heymarket-uk' is not an environment "
+        'variable prefix; write upper-case letters, digits and _, e.g. "HEYMARKET_US" (for '
+        "HEYMARKET_US_SECRET_ID and so on)",
+        'reconciler.yaml:9:3: missing required key "contacts"',
+        'reconciler.yaml:11:13: "max_deletes": -1 is not allowed (-1 is less than the minimum '
+        "of 0)",
+        'reconciler.yaml:12:14: accounts.de.phones.default_region "ZZ" is not a region with a '
+        'known numbering plan; write an ISO 3166-1 code, e.g. "US" or "GB"',
+    ]

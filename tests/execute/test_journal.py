@@ -66,3 +66,32 @@ def test_plan_reads_back_the_values_the_account_rewrote(tmp_path: Path) -> None:
     assert "sent" not in plain.to_json_line()  # every other line as it always was
     path.write_text(f"{plain.to_json_line()}\n{line}\n" + '{"result": "inconsistent', "utf-8")
     assert seen_rewrites(path) == {("15105550001", "tags"): [" VIP"]}
+
+
+def test_with_several_accounts_a_line_names_its_account_and_rewrites_are_per_account(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    rewrite = Rewrite("15105550001", "first", "ana", "Ana")
+    lines = [
+        JournalEntry(
+            "t",
+            "r",
+            "apply",
+            "update",
+            "15105550001",
+            "u1",
+            "inconsistent",
+            "why",
+            None,
+            rewrite,
+            account=account,
+        ).to_json_line()
+        for account in ("uk", None)
+    ]
+    path.write_text("".join(line + "\n" for line in lines), "utf-8")
+    assert json.loads(lines[0])["account"] == "uk"
+    assert "account" not in json.loads(lines[1])
+    assert seen_rewrites(path, "uk") == {("15105550001", "first"): "ana"}
+    assert seen_rewrites(path, "us") == {}
+    assert seen_rewrites(path) == {("15105550001", "first"): "ana"}

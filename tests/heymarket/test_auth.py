@@ -125,3 +125,17 @@ def test_requests_carry_the_bearer_token() -> None:
     assert seen[0] == f"Bearer {API_KEY}"
     token = seen[1].removeprefix("Bearer ")
     assert jwt.decode(token, f"{SECRET_ID}||{SECRET_KEY}", algorithms=["HS256"])["iss"] == SECRET_ID
+
+
+def test_an_accounts_prefix_names_its_variables_and_only_those_are_read() -> None:
+    environ = {"HEYMARKET_SECRET_ID": SECRET_ID, "HEYMARKET_SECRET_KEY": SECRET_KEY}
+    with pytest.raises(CredentialsError) as caught:
+        credentials_from_env({**environ, "HEYMARKET_UK_SECRET_ID": SECRET_ID}, "HEYMARKET_UK")
+    assert str(caught.value) == (
+        "HEYMARKET_UK_SECRET_ID is set but HEYMARKET_UK_SECRET_KEY is not: set both "
+        "(or HEYMARKET_UK_API_KEY instead)"
+    )
+    credentials = credentials_from_env({**environ, "HEYMARKET_UK_API_KEY": API_KEY}, "HEYMARKET_UK")
+    assert credentials == ApiKeyCredentials(API_KEY, prefix="HEYMARKET_UK")
+    assert credentials.variables == "HEYMARKET_UK_API_KEY"
+    assert API_KEY not in repr(credentials)

@@ -1,0 +1,312 @@
+"""Two Heymarket accounts in one repository, each on its own sandbox with its own
+credentials: each is planned and applied against its own server, a phone may live in both,
+caps and backups and journal lines are per account, and one account failing never stops the
+other from being applied and reported; the exit code is the worst of the two."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.cli import main
+from reconciler.commands.apply import ApplyRequest
+from reconciler.commands.apply import run as run_apply
+from reconciler.commands.context import Settings
+from reconciler.commands.environment import Environment
+from reconciler.commands.plan import PlanRequest
+from reconciler.commands.plan import run as run_plan
+from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.report.console import Console
+from reconciler.sandbox.launch import running_sandbox
+from tests.account import OWNER, by_phone, contacts_yaml, journal_lines, owned, write_count
+from tests.sandbox_handle import SandboxHandle
+
+CONFIG = f"""\
+ownership: {{owner: {OWNER}}}
+prune: {{max_deletes: 25, max_delete_percent: 100}}
+accounts:
+  us:
+    contacts: contacts/us
+    credentials_env: HEYMARKET_US
+  uk:
+    contacts: contacts/uk
+    credentials_env: HEYMARKET_UK
+    prune: {{max_deletes: 1}}
+"""
+SHARED_PHONE = "15105550001"
+
+
+@pytest.fixture(scope="module")
+def uk_server() -> Iterator[SandboxHandle]:
+    """A second sandbox, with credentials of its own."""
+    api_key = "uk-key-" + secrets.token_hex(8)
+    secret_id = "uk-id-" + secrets.token_hex(4)
+    secret_key = secrets.token_hex(16)
+    credentials = {
+        "HEYMARKET_API_KEY": api_key,
+        "HEYMARKET_SECRET_ID": secret_id,
+        "HEYMARKET_SECRET_KEY": secret_key,
+    }
+    with running_sandbox(credentials) as url:
+        handle = SandboxHandle.connect(url, api_key, secret_id, secret_key)
+        yield handle
+        handle.close()
+
+
+@pytest.fixture
+def uk(uk_server: SandboxHandle) -> SandboxHandle:
+    uk_server.reset()
+    return uk_server
+
+
+@pytest.fixture
+def project_files() -> dict[str, str]:
+    return {"reconciler.yaml": CONFIG}
+
+
+@pytest.fixture
+def project_env(sandbox: SandboxHandle, uk: SandboxHandle) -> dict[str, str]:
+    """The us account by its API key, the uk account by its JWT pair: neither set of
+    credentials opens the other's server."""
+    return {
+        "HEYMARKET_US_API_URL": sandbox.url,
+        "HEYMARKET_US_API_KEY": sandbox.api_key,
+        "HEYMARKET_UK_API_URL": uk.url,
+        "HEYMARKET_UK_SECRET_ID": uk.secret_id,
+        "HEYMARKET_UK_SECRET_KEY": uk.secret_key,
+    }
+
+
+def declare(project: Path, account: str, *contacts: dict[str, Any]) -> None:
+    directory = project / "contacts" / account
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "team.yaml").write_text(contacts_yaml(*contacts), encoding="utf-8")
+
+
+def test_each_account_is_applied_to_its_own_server_and_a_phone_may_live_in_both(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"}, {"phone": "442079460958"})
+
+    assert main(["apply", "--auto-approve"]) == 0
+    out = capsys.readouterr().out
+    assert '=== account "us" ===' in out and '=== account "uk" ===' in out
+    assert "Accounts: us applied, uk applied." in out
+    assert by_phone(sandbox)[SHARED_PHONE]["first"] == "Alice"
+    assert set(by_phone(sandbox)) == {SHARED_PHONE}
+    assert by_phone(uk)[SHARED_PHONE]["first"] == "Alicia"
+    assert set(by_phone(uk)) == {SHARED_PHONE, "442079460958"}
+
+    lines = journal_lines(project)
+    assert sorted((line["account"], line["phone"]) for line in lines) == [
+        ("uk", SHARED_PHONE),
+        ("uk", "442079460958"),
+        ("us", SHARED_PHONE),
+    ]
+    # Each account keeps its own snapshot.
+    assert (project / ".reconciler" / "cache" / "us").is_dir()
+    assert (project / ".reconciler" / "cache" / "uk").is_dir()
+
+    assert main(["plan", "--detailed-exitcode"]) == 0
+    assert "All 2 accounts: Plan: 0 to create, 0 to update, 0 to delete." in capsys.readouterr().out
+
+
+def test_one_account_refused_by_its_server_leaves_the_other_applied_and_both_reported(
+    project: Path,
+    sandbox: SandboxHandle,
+    uk: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wrong_key = "not-the-uk-key-" + secrets.token_hex(8)
+    monkeypatch.setenv("HEYMARKET_UK_SECRET_KEY", wrong_key)
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"})
+
+    assert main(["apply", "--auto-approve"]) == 1
+    captured = capsys.readouterr()
+    assert by_phone(sandbox)[SHARED_PHONE]["first"] == "Alice"
+    assert by_phone(uk) == {}
+    assert "Apply complete: 1 created" in captured.out
+    assert "Accounts: us applied, uk failed (exit 1)." in captured.out
+    (error,) = [line for line in captured.err.splitlines() if "account uk" in line]
+    assert "HEYMARKET_UK_SECRET_ID/HEYMARKET_UK_SECRET_KEY" in error
+    for secret in (wrong_key, uk.secret_id, sandbox.api_key):
+        assert secret not in captured.out + captured.err
+
+
+def impatient(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
+    """The account's client, retrying without waiting (the sandbox's 500s are all it gets)."""
+    credentials = credentials_from_env(environ, settings.credentials_env)
+    return HeymarketClient(settings.api_url, credentials, sleep=lambda seconds: None)
+
+
+def test_a_server_fault_in_one_account_leaves_the_other_applied(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle
+) -> None:
+    sandbox.set_faults(fail_rate=1.0)
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"})
+    printed: list[str] = []
+    console = Console(out=printed.append, err=printed.append, ask=input)
+    env = Environment(environ=os.environ, cwd=project, console=console, connect_client=impatient)
+
+    assert run_plan(PlanRequest(detailed_exitcode=True), env) == 1
+    text = "".join(printed)
+    assert "Error: account us:" in text
+    assert '=== account "uk" ===' in text and "Plan: 1 to create" in text
+
+    printed.clear()
+    assert run_apply(ApplyRequest(auto_approve=True), env) == 1
+    assert "Accounts: us failed (exit 1), uk applied." in "".join(printed)
+    assert by_phone(uk)[SHARED_PHONE]["first"] == "Alicia"
+
+
+def test_prune_caps_and_backups_are_per_account_and_the_exit_code_is_the_worst(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owned(sandbox, "15105550011", "15105550012")
+    owned(uk, "15105550011", "15105550012")
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": SHARED_PHONE})
+
+    # uk allows one delete and has two to do: refused (3); us allows 25: pruned (0).
+    assert main(["apply", "--prune", "--auto-approve"]) == 3
+    captured = capsys.readouterr()
+    assert "Accounts: us applied, uk refused (exit 3)." in captured.out
+    assert "Refusing to prune 2 contacts" in captured.err
+    assert set(by_phone(sandbox)) == {SHARED_PHONE}
+    assert set(by_phone(uk)) == {"15105550011", "15105550012"}
+    assert write_count(uk) == 0
+    (backup,) = (project / ".reconciler" / "backups" / "us").iterdir()
+    assert len(backup.read_text(encoding="utf-8").splitlines()) == 2
+    assert not (project / ".reconciler" / "backups" / "uk").exists()
+
+
+def test_account_selects_and_json_names_the_account_of_every_change(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE}, {"phone": "442079460958"})
+
+    assert main(["plan", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["summary"] == {"create": 3, "update": 0, "delete": 0, "unchanged": 0}
+    assert [(c["account"], c["phone"]) for c in document["changes"]] == [
+        ("us", SHARED_PHONE),
+        ("uk", SHARED_PHONE),
+        ("uk", "442079460958"),
+    ]
+    assert [account["name"] for account in document["accounts"]] == ["us", "uk"]
+
+    assert main(["apply", "--auto-approve", "--account", "uk"]) == 0
+    capsys.readouterr()
+    assert by_phone(sandbox) == {}
+    assert set(by_phone(uk)) == {SHARED_PHONE, "442079460958"}
+
+    assert main(["plan", "--account", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err == 'Error: no account named "nope"; the configured accounts are: us, uk\n'
+
+
+def test_the_markdown_plan_has_a_section_per_account(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": "442079460958"})
+
+    assert main(["plan", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("### reconciler plan\n\n**2 accounts: Plan: 2 to create,")
+    assert out.index("#### Account `us`") < out.index("#### Account `uk`")
+
+
+def test_a_saved_plan_is_one_accounts_and_applied_for_it(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"})
+
+    assert main(["plan", "--out", "all.json"]) == 1
+    assert "--account NAME --out FILE" in capsys.readouterr().err
+    assert not (project / "all.json").exists()
+
+    assert main(["plan", "--account", "uk", "--out", "uk.json"]) == 0
+    assert "reconciler apply --account uk uk.json" in capsys.readouterr().out
+    assert main(["apply", "uk.json"]) == 1
+    assert "apply it with --account NAME uk.json" in capsys.readouterr().err
+    # Proven against the us account, the uk plan is not the plan derived there.
+    assert main(["apply", "--account", "us", "uk.json"]) == 3
+    capsys.readouterr()
+    assert by_phone(sandbox) == {}
+    assert main(["apply", "--account", "uk", "uk.json"]) == 0
+    assert by_phone(uk)[SHARED_PHONE]["first"] == "Alicia"
+    assert by_phone(sandbox) == {}
+
+
+def test_every_accounts_credentials_are_kept_out_of_the_output(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A contact whose name happens to be the other account's secret: never printed.
+    declare(project, "us", {"phone": SHARED_PHONE, "first": uk.secret_key})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": sandbox.api_key})
+
+    assert main(["plan", "--account", "us"]) == 0
+    out = capsys.readouterr().out
+    assert uk.secret_key not in out
+    assert 'first: "[redacted]"' in out
+    assert main(["plan", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert sandbox.api_key not in out and uk.secret_key not in out
+
+
+def test_validate_checks_every_account_and_names_each(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": "12"})
+    assert main(["validate"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("contacts/uk/team.yaml:")
+
+    declare(project, "uk", {"phone": "442079460958"}, {"phone": SHARED_PHONE})
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == (
+        'Account "us": 1 contact in 1 file is valid.\n'
+        'Account "uk": 2 contacts in 1 file are valid.\n'
+    )
+    assert main(["validate", "--account", "uk"]) == 0
+    assert capsys.readouterr().out == 'Account "uk": 2 contacts in 1 file are valid.\n'
+
+
+def test_export_works_on_one_account_at_a_time(
+    project: Path, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uk.seed([{"phone": "442079460958", "first": "Olivia"}])
+    assert main(["export"]) == 1
+    assert capsys.readouterr().err == (
+        "Error: this command works on one account at a time, and 2 are selected (us, uk): "
+        "choose one with --account NAME\n"
+    )
+    assert main(["export", "--account", "uk"]) == 0
+    capsys.readouterr()
+    exported = (project / "contacts" / "uk" / "contacts.yaml").read_text(encoding="utf-8")
+    assert "442079460958" in exported and "Olivia" in exported
+    assert not (project / "contacts" / "us").exists()
+
+
+def test_account_without_accounts_configured_is_an_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "reconciler.yaml").write_text(f"ownership: {{owner: {OWNER}}}\n", encoding="utf-8")
+    assert main(["plan", "--account", "us"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "Error: --account selects one of several accounts, and this configuration has none"
+    )
