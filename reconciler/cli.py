@@ -98,12 +98,21 @@ def sandbox(
     required=False,
 )
 @click.option("--force", is_flag=True, help="Overwrite files that exist already.")
-def init(directory: Path, force: bool) -> int:
+@click.option(
+    "--accounts",
+    default=None,
+    metavar="NAME,NAME",
+    help="Manage several accounts: `accounts:` in reconciler.yaml, contacts/NAME/ for each, "
+    "and each account's secrets in the workflows.",
+)
+def init(directory: Path, force: bool, accounts: str | None) -> int:
     """Scaffold a contacts repository in DIRECTORY (default: here): reconciler.yaml, an
     example contacts/ file, the GitHub workflows, .gitignore, Makefile and README.md."""
     from reconciler.commands import init as init_command
 
-    return dispatch(init_command.run, init_command.InitRequest(directory=directory, force=force))
+    names = tuple(name.strip() for name in accounts.split(",")) if accounts is not None else ()
+    request = init_command.InitRequest(directory=directory, force=force, accounts=names)
+    return dispatch(init_command.run, request)
 
 
 @cli.command()

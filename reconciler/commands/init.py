@@ -10,6 +10,8 @@ repository runs, and both install reconciler the same way (the repository variab
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -19,6 +21,8 @@ from string import Template
 from reconciler import __version__
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_OK, ScaffoldError
+from reconciler.core.redaction import DEFAULT_CREDENTIALS_PREFIX
+from reconciler.desired.config import ACCOUNT_NAME
 
 WORKFLOW_NAMES = ("ci.yml", "plan.yml", "apply.yml", "drift.yml")
 
@@ -59,8 +63,115 @@ def default_owner(directory: Path) -> str:
     return directory.resolve().name or _FALLBACK_OWNER
 
 
-def scaffold_files(owner: str) -> tuple[ScaffoldFile, ...]:
-    """Every file of a new contacts repository whose contacts are owned by ``owner``."""
+# One credential variable passed to a workflow step from the secret of the same name; with
+# several accounts, it becomes one line per account's prefix.
+_CREDENTIAL_LINE = re.compile(
+    r"^(?P<indent>[ \t]*)HEYMARKET_(?P<suffix>SECRET_ID|SECRET_KEY|API_KEY): "
+    r"\$\{\{ secrets\.HEYMARKET_(?P=suffix) \}\}[ \t]*$"
+)
+
+
+def account_prefix(name: str) -> str:
+    """The credentials prefix the scaffold gives account ``name``: HEYMARKET_US for ``us``."""
+    return f"{DEFAULT_CREDENTIALS_PREFIX}_{name.upper().replace('-', '_')}"
+
+
+def per_account_credentials(workflow: str, prefixes: Sequence[str]) -> str:
+    """``workflow`` with each ``HEYMARKET_X: ${{ secrets.HEYMARKET_X }}`` env line replaced by
+    one line per prefix (``HEYMARKET_US_X: ${{ secrets.HEYMARKET_US_X }}``), indented alike;
+    a run of such lines becomes one run per prefix, so each account's lines stay together."""
+    lines: list[str] = []
+    run: list[tuple[str, str, str]] = []  # (indent, suffix, line ending) of the current run
+
+    def end_run() -> None:
+        lines.extend(
+            f"{indent}{prefix}_{suffix}: ${{{{ secrets.{prefix}_{suffix} }}}}{ending}"
+            for prefix in prefixes
+            for indent, suffix, ending in run
+        )
+        run.clear()
+
+    for line in workflow.splitlines(keepends=True):
+        text = line.rstrip("\r\n")
+        match = _CREDENTIAL_LINE.match(text)
+        if match is None:
+            end_run()
+            lines.append(line)
+        else:
+            run.append((match["indent"], match["suffix"], line[len(text) :]))
+    end_run()
+    return "".join(lines)
+
+
+def _accounts_config(config: str, accounts: Sequence[str]) -> str:
+    """The single-account ``reconciler.yaml`` turned into one with ``accounts:``: the
+    top-level ``contacts`` goes, every other section stays as the accounts' defaults."""
+    kept = config.replace(_CONTACTS_SETTING, "")
+    if kept == config:
+        raise ScaffoldError("The reconciler.yaml template has no top-level contacts to replace.")
+    entries = "".join(
+        f"  {name}:\n"
+        "    # This account's desired-state directory.\n"
+        f"    contacts: contacts/{name}/\n"
+        f"    # Its credentials: {prefix}_SECRET_ID + {prefix}_SECRET_KEY, or\n"
+        f"    # {prefix}_API_KEY; {prefix}_API_URL overrides its api.url.\n"
+        f"    credentials_env: {prefix}\n"
+        for name, prefix in ((name, account_prefix(name)) for name in accounts)
+    )
+    return kept.rstrip("\n") + "\n\n" + _ACCOUNTS_HEAD + entries
+
+
+_CONTACTS_SETTING = """\
+# The desired-state directory: every *.yaml / *.yml file under it, recursively.
+contacts: contacts/
+
+"""
+_ACCOUNTS_HEAD = """\
+# The Heymarket accounts this repository manages, by name. The sections above are every
+# account's defaults; an account may override any of them key by key (e.g. `prune:
+# {max_deletes: 10}`). Caps, prune backups and journal lines are per account.
+accounts:
+"""
+
+
+def _accounts_readme(accounts: Sequence[str]) -> str:
+    rows = "".join(
+        f"| `{prefix}_SECRET_ID`, `{prefix}_SECRET_KEY` (or `{prefix}_API_KEY`) | `{name}` |\n"
+        for name, prefix in ((name, account_prefix(name)) for name in accounts)
+    )
+    return (
+        "\n## Several accounts\n\n"
+        "This repository manages several Heymarket accounts (`accounts:` in\n"
+        "`reconciler.yaml`), each with its own contacts directory under `contacts/`. Instead\n"
+        "of the `HEYMARKET_*` secrets above, set each account's own:\n\n"
+        "| secrets | account |\n|---|---|\n" + rows + "\n"
+        "`reconciler plan --account NAME` and `reconciler apply --account NAME` work on one\n"
+        "of them; without `--account`, on all. One pull-request comment shows every account.\n"
+    )
+
+
+def validate_account_names(accounts: Sequence[str]) -> None:
+    """Names the scaffold can use: safe identifiers, each with its own credentials prefix."""
+    bad = [name for name in accounts if not ACCOUNT_NAME.fullmatch(name)]
+    if bad:
+        raise ScaffoldError(
+            f'Account name "{bad[0]}" is not allowed: use a lowercase letter, then up to 39 '
+            "lowercase letters, digits, - or _."
+        )
+    prefixes = [account_prefix(name) for name in accounts]
+    if len(set(prefixes)) != len(prefixes):
+        raise ScaffoldError(
+            f"Accounts {', '.join(accounts)} must be different names with different "
+            "credentials prefixes (a-b and a_b would share one)."
+        )
+
+
+def scaffold_files(owner: str, accounts: Sequence[str] = ()) -> tuple[ScaffoldFile, ...]:
+    """Every file of a new contacts repository whose contacts are owned by ``owner``; with
+    ``accounts``, one that manages those accounts, each with its contacts and secrets."""
+    if accounts:
+        validate_account_names(accounts)
+        return _with_accounts(scaffold_files(owner), accounts)
     if not owner.strip():
         raise ScaffoldError("The owner name is empty; name the directory, e.g. `init acme`.")
     values = {
@@ -78,12 +189,36 @@ def scaffold_files(owner: str) -> tuple[ScaffoldFile, ...]:
     return tuple(scaffold)
 
 
-def init_repository(directory: Path, *, force: bool = False) -> tuple[Path, ...]:
+def _with_accounts(
+    scaffold: Sequence[ScaffoldFile], accounts: Sequence[str]
+) -> tuple[ScaffoldFile, ...]:
+    prefixes = [account_prefix(name) for name in accounts]
+    changed: list[ScaffoldFile] = []
+    for file in scaffold:
+        path, text = file.path, file.content
+        if path == PurePosixPath("reconciler.yaml"):
+            changed.append(ScaffoldFile(path, _accounts_config(text, accounts)))
+        elif path == PurePosixPath("contacts/example.yaml"):
+            changed += [
+                ScaffoldFile(PurePosixPath("contacts", name, path.name), text) for name in accounts
+            ]
+        elif path.parts[:2] == (".github", "workflows"):
+            changed.append(ScaffoldFile(path, per_account_credentials(text, prefixes)))
+        elif path == PurePosixPath("README.md"):
+            changed.append(ScaffoldFile(path, text + _accounts_readme(accounts)))
+        else:
+            changed.append(file)
+    return tuple(changed)
+
+
+def init_repository(
+    directory: Path, *, force: bool = False, accounts: Sequence[str] = ()
+) -> tuple[Path, ...]:
     """Write the scaffold into ``directory`` (created if missing) and return the paths written.
 
     Existing files are never overwritten without ``force``: the error lists all of them, and
     nothing at all is written."""
-    scaffold = scaffold_files(default_owner(directory))
+    scaffold = scaffold_files(default_owner(directory), accounts)
     targets = [directory.joinpath(*file.path.parts) for file in scaffold]
     existing = [target for target in targets if target.exists() or target.is_symlink()]
     if existing and not force:
@@ -123,12 +258,14 @@ class InitRequest:
 
     directory: Path = Path()
     force: bool = False
+    # --accounts a,b: a repository managing these accounts.
+    accounts: tuple[str, ...] = ()
 
 
 def run(request: InitRequest, env: Environment) -> int:
     """Scaffold the repository, name each file written, then say what to do next. Paths are
     shown, and errors name them, as the user gave the directory."""
-    for path in init_repository(request.directory, force=request.force):
+    for path in init_repository(request.directory, force=request.force, accounts=request.accounts):
         env.console.out(f"Wrote {path}\n")
     env.console.out(NEXT_STEPS + "\n")
     return EXIT_OK

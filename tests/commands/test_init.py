@@ -188,3 +188,96 @@ def test_init_into_a_file_is_a_usage_error(
     target.write_text("")
     assert main(["init", str(target)]) == 1
     assert "is a file" in capsys.readouterr().err
+
+
+# --- init --accounts ---------------------------------------------------------------------
+
+CREDENTIAL_SECRETS = ("SECRET_ID", "SECRET_KEY", "API_KEY")
+
+
+@pytest.fixture
+def accounts_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    directory = tmp_path / "acme-contacts"
+    assert main(["init", str(directory), "--accounts", "us,uk-east"]) == 0
+    capsys.readouterr()
+    return directory
+
+
+def test_init_accounts_scaffolds_a_contacts_directory_per_account(
+    accounts_repository: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = [name for name in SCAFFOLD if name != "contacts/example.yaml"]
+    expected += ["contacts/us/example.yaml", "contacts/uk-east/example.yaml"]
+    assert scaffolded_files(accounts_repository) == sorted(expected)
+    monkeypatch.chdir(accounts_repository)
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == (
+        'Account "us": 3 contacts in 1 file are valid.\n'
+        'Account "uk-east": 3 contacts in 1 file are valid.\n'
+    )
+    assert main(["fmt", "--check"]) == 0
+
+
+def test_init_accounts_config_declares_each_account_with_its_own_credentials(
+    accounts_repository: Path,
+) -> None:
+    schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text(encoding="utf-8"))
+    config = YAML(typ="safe").load(accounts_repository / "reconciler.yaml")
+    jsonschema.validate(config, schema)
+    assert "contacts" not in config
+    assert config["accounts"] == {
+        "us": {"contacts": "contacts/us/", "credentials_env": "HEYMARKET_US"},
+        "uk-east": {"contacts": "contacts/uk-east/", "credentials_env": "HEYMARKET_UK_EAST"},
+    }
+    # Every other section stays, as the defaults of every account.
+    assert set(yaml_leaf_keys(config)) - {"accounts.us.contacts", "accounts.us.credentials_env"} - {
+        "accounts.uk-east.contacts",
+        "accounts.uk-east.credentials_env",
+    } == set(schema_leaf_keys(schema)) - {"accounts", "contacts"}
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_init_accounts_workflows_pass_each_accounts_credentials(
+    accounts_repository: Path, name: str
+) -> None:
+    template = workflow_template(name)
+    written = (accounts_repository / ".github" / "workflows" / name).read_text(encoding="utf-8")
+    for suffix in CREDENTIAL_SECRETS:
+        plain = f"HEYMARKET_{suffix}: ${{{{ secrets.HEYMARKET_{suffix} }}}}"
+        assert plain not in written
+        for prefix in ("HEYMARKET_US", "HEYMARKET_UK_EAST"):
+            line = f"{prefix}_{suffix}: ${{{{ secrets.{prefix}_{suffix} }}}}"
+            # One line per account wherever the template had the plain one, indented alike.
+            template_indents = [
+                each[: each.index("HEYMARKET")] for each in template.splitlines() if plain in each
+            ]
+            written_indents = [
+                each[: each.index(prefix)] for each in written.splitlines() if each.strip() == line
+            ]
+            assert written_indents == template_indents
+    # Nothing else changes.
+    assert len(written.splitlines()) == len(template.splitlines()) + template.count(
+        "${{ secrets.HEYMARKET_"
+    )
+
+
+def test_init_accounts_workflows_pass_actionlint(accounts_repository: Path) -> None:
+    workflows = [accounts_repository / ".github" / "workflows" / name for name in WORKFLOW_NAMES]
+    problems = actionlint(workflows)
+    assert problems == [], "\n".join(map(str, problems))
+
+
+@pytest.mark.parametrize(
+    ("accounts", "message"),
+    [
+        ("us,US", 'Error: Account name "US" is not allowed'),
+        ("a-b,a_b", "Error: Accounts a-b, a_b must be different names"),
+        ("us,", 'Error: Account name "" is not allowed'),
+    ],
+)
+def test_init_accounts_refuses_names_it_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], accounts: str, message: str
+) -> None:
+    assert main(["init", str(tmp_path / "repo"), "--accounts", accounts]) == 1
+    assert capsys.readouterr().err.startswith(message)
+    assert not (tmp_path / "repo").exists()
