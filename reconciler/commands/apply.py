@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 
 from reconciler.commands.context import (
-    AccountSelectionError,
     Inputs,
     Settings,
     cache_directory,
@@ -65,7 +64,7 @@ from reconciler.execute.executor import executing
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.files.saved_plans import (
     current_provenance,
-    read_saved_plan,
+    read_saved_plans,
 )
 from reconciler.live.snapshot import Refresh
 from reconciler.render import RenderOptions, render_plan
@@ -129,8 +128,7 @@ def _prove_saved_plan(
     again = "Make a new plan (`reconciler plan --out FILE`), review it, and apply that."
     since = provenance_differences(saved.provenance, current)
     what_changed = f" Since it was saved: {'; '.join(since)}." if since else ""
-    was, now = saved.provenance, current
-    if (was.api_url, was.marker_field, was.owner) != (now.api_url, now.marker_field, now.owner):
+    if saved.provenance.target != current.target:
         raise StalePlanError(
             f"{request.plan_file} was made for another account or owner, so nothing was "
             f"written.{what_changed} {again}"
@@ -214,29 +212,81 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
     )
     if selected is None:
         return EXIT_ERROR
+    file = request.plan_file
+    saved = read_saved_plans(_absolute(file, env.cwd)) if file is not None else {}
     if len(selected) == 1 and selected[0].settings.account is None:
-        return _apply_account(request, env, started_at, selected[0])
-    if request.plan_file is not None and len(selected) > 1:
-        raise AccountSelectionError(
-            f"a saved plan is the plan of one account, and {len(selected)} are selected: "
-            f"apply it with --account NAME {request.plan_file}"
+        return _apply_account(request, env, started_at, selected[0], _single_plan(file, saved))
+    if file is not None:
+        selected = _accounts_planned(request, file, saved, selected)
+    return _apply_accounts(request, env, started_at, selected, saved)
+
+
+def _single_plan(file: Path | None, saved: Mapping[str | None, SavedPlan]) -> SavedPlan | None:
+    """The saved plan of a repository with one account; a file of several accounts' plans
+    was made for another repository."""
+    if file is None:
+        return None
+    if len(saved) == 1:
+        # A plan made for one account of several is refused by its proof (another account).
+        return next(iter(saved.values()))
+    raise StalePlanError(
+        f"{file} holds the plans of several accounts ({', '.join(map(str, saved))}), and this "
+        "configuration has no accounts, so nothing was written. Make a new plan "
+        "(`reconciler plan --out FILE`), review it, and apply that."
+    )
+
+
+def _accounts_planned(
+    request: ApplyRequest,
+    file: Path,
+    saved: Mapping[str | None, SavedPlan],
+    selected: Sequence[Inputs],
+) -> tuple[Inputs, ...]:
+    """The accounts a saved plan file is applied to: those it holds a plan for (or those of
+    them that --account names). Any doubt about which plan is for which account, nothing is
+    written."""
+    again = "Make a new plan (`reconciler plan --out FILE`), review it, and apply that."
+    configured = {str(inputs.settings.account) for inputs in selected}
+    planned = [name for name in saved if name is not None]
+    if None in saved:
+        raise StalePlanError(
+            f"{file} was made for a repository without accounts, so nothing was written. {again}"
         )
-    return _apply_accounts(request, env, started_at, selected)
+    if request.accounts:
+        missing = [name for name in request.accounts if name not in planned]
+        if missing:
+            raise StalePlanError(
+                f'{file} holds no plan for account "{missing[0]}" (it holds {", ".join(planned)}), '
+                f"so nothing was written. {again}"
+            )
+    else:
+        unknown = [name for name in planned if name not in configured]
+        if unknown:
+            raise StalePlanError(
+                f'{file} holds a plan for account "{unknown[0]}", which is not configured, so '
+                f"nothing was written. {again}"
+            )
+    return tuple(inputs for inputs in selected if inputs.settings.account in planned)
 
 
 def _apply_accounts(
-    request: ApplyRequest, env: Environment, started_at: datetime, selected: Sequence[Inputs]
+    request: ApplyRequest,
+    env: Environment,
+    started_at: datetime,
+    selected: Sequence[Inputs],
+    saved: Mapping[str | None, SavedPlan],
 ) -> int:
-    """Each selected account in turn, each with its own plan, caps, backups and journal
-    lines. One account's failure (refused credentials, a server fault, a guard) is reported
-    and the next account is still applied; the exit code is the worst of them."""
+    """Each selected account in turn, each with its own plan (proven against its own saved
+    plan, with a file), caps, backups and journal lines. One account's failure (refused
+    credentials, a server fault, a guard) is reported and the next account is still
+    applied; the exit code is the worst of them."""
     console = env.console
     outcomes: list[tuple[str, int]] = []
     for inputs in selected:
         name = str(inputs.settings.account)
         console.out(f"{account_heading(name)}\n")
         try:
-            code = _apply_account(request, env, started_at, inputs)
+            code = _apply_account(request, env, started_at, inputs, saved.get(name))
         except ApplyInterruptedError:
             raise
         except ReconcilerError as error:
@@ -258,13 +308,16 @@ def _outcome(code: int) -> str:
 
 
 def _apply_account(
-    request: ApplyRequest, env: Environment, started_at: datetime, inputs: Inputs
+    request: ApplyRequest,
+    env: Environment,
+    started_at: datetime,
+    inputs: Inputs,
+    saved: SavedPlan | None = None,
 ) -> int:
     console, cwd = env.console, env.cwd
     settings, desired = inputs.settings, inputs.desired
     mask = inputs.masks(mask_pii=request.mask_pii)
     config = settings.config
-    saved = read_saved_plan(_absolute(request.plan_file, cwd)) if request.plan_file else None
     if saved is not None:
         _check_prune_intent(request, saved)
     if request.max_deletes is not None and not request.prune:
@@ -289,7 +342,9 @@ def _apply_account(
         ).plan
         fields: Sequence[CustomField] = live.fields
         if saved is not None:
-            current = current_provenance(desired.contacts, settings.api_url, plan.marker, cwd)
+            current = current_provenance(
+                desired.contacts, settings.api_url, plan.marker, cwd, settings.account
+            )
             _prove_saved_plan(request, saved, plan, current, console, mask=mask)
 
         if request.prune:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.commands.context import (
-    AccountSelectionError,
     Inputs,
     cache_directory,
     fetch_live_state,
@@ -30,14 +29,15 @@ from reconciler.core.errors import (
     worst_exit_code,
 )
 from reconciler.core.masking import contact_names
-from reconciler.core.plan import Plan
+from reconciler.core.plan import AccountPlan, Plan
 from reconciler.files.saved_plans import (
     current_provenance,
     write_saved_plan,
+    write_saved_plans,
 )
 from reconciler.live.snapshot import Refresh
 from reconciler.render import FORMATS, render_plan
-from reconciler.render.accounts import AccountPlan, render_account_plans
+from reconciler.render.accounts import render_account_plans
 from reconciler.report.github import STEP_SUMMARY_VARIABLE, append_step_summary
 
 
@@ -115,12 +115,51 @@ def _save(request: PlanRequest, env: Environment, inputs: Inputs, plan: Plan) ->
         return ""
     settings = inputs.settings
     out = request.out if request.out.is_absolute() else env.cwd / request.out
-    provenance = current_provenance(inputs.desired.contacts, settings.api_url, plan.marker, env.cwd)
+    provenance = current_provenance(
+        inputs.desired.contacts, settings.api_url, plan.marker, env.cwd, settings.account
+    )
     write_saved_plan(out, plan, provenance)
     again = f"reconciler apply {request.out}"
     if settings.account is not None:
         again = f"reconciler apply --account {settings.account} {request.out}"
     return f"Saved the plan to {request.out}; apply it with `{again}`.\n"
+
+
+def _save_accounts(
+    request: PlanRequest, env: Environment, selected: Sequence[Inputs], plans: list[AccountPlan]
+) -> str:
+    """With ``--out``, every account's plan in one file, each with its own provenance; no
+    file unless every selected account was planned (apply proves each account's plan)."""
+    if request.out is None:
+        return ""
+    if len(plans) != len(selected):
+        planned = {name for name, _ in plans}
+        failed = [str(i.settings.account) for i in selected if i.settings.account not in planned]
+        env.console.err(
+            f"Error: the plan was not saved to {request.out}: account {', '.join(failed)} "
+            "could not be planned.\n"
+        )
+        return ""
+    if len(plans) == 1:
+        return _save(request, env, selected[0], plans[0][1])
+    out = request.out if request.out.is_absolute() else env.cwd / request.out
+    write_saved_plans(
+        out,
+        [
+            (
+                name,
+                plan,
+                current_provenance(
+                    inputs.desired.contacts, inputs.settings.api_url, plan.marker, env.cwd, name
+                ),
+            )
+            for inputs, (name, plan) in zip(selected, plans, strict=True)
+        ],
+    )
+    return (
+        f"Saved the plans of {len(plans)} accounts to {request.out}; apply them with "
+        f"`reconciler apply {request.out}`.\n"
+    )
 
 
 def _say_saved(request: PlanRequest, env: Environment, note: str) -> None:
@@ -161,11 +200,6 @@ def _plan_accounts(request: PlanRequest, env: Environment, selected: Sequence[In
     credentials refused, its server down): that account's error is said on stderr and
     counts in the exit code."""
     console = env.console
-    if request.out is not None and len(selected) > 1:
-        raise AccountSelectionError(
-            f"--out saves the plan of one account, and {len(selected)} are selected: "
-            "save each with --account NAME --out FILE"
-        )
     plans: list[AccountPlan] = []
     codes: list[int] = []
     for inputs in selected:
@@ -183,7 +217,7 @@ def _plan_accounts(request: PlanRequest, env: Environment, selected: Sequence[In
     options = render_options(env, mask=mask, no_color=request.no_color)
     if plans:
         rendered = render_account_plans(plans, request.output_format, options)
-        note = _save(request, env, selected[0], plans[0][1]) if len(selected) == 1 else ""
+        note = _save_accounts(request, env, selected, plans)
         console.out(rendered.stdout)
         console.err(rendered.stderr)
         _say_saved(request, env, note)

@@ -23,7 +23,7 @@ from reconciler import __version__
 from reconciler.core.errors import SavedPlanError
 from reconciler.core.masking import mask_phone
 from reconciler.core.model import DesiredContact
-from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Plan
+from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Plan, accounts_json_dict
 
 SAVED_PLAN_FORMAT = 2
 _KIND = "reconciler saved plan"
@@ -42,9 +42,11 @@ class Provenance:
     marker_field: str
     owner: str
     tool_version: str = __version__
+    # With several accounts configured: the account the plan is for.
+    account: str | None = None
 
     def to_json_dict(self) -> dict[str, str | None]:
-        return {
+        document = {
             "desired_digest": self.desired_digest,
             "git_commit": self.git_commit,
             "api_url": self.api_url,
@@ -52,6 +54,15 @@ class Provenance:
             "owner": self.owner,
             "tool_version": self.tool_version,
         }
+        if self.account is not None:
+            # Only then, so a single account's saved plan is what it always was.
+            document["account"] = self.account
+        return document
+
+    @property
+    def target(self) -> tuple[str | None, str, str, str]:
+        """What a plan must be applied to: its account, API URL and owner."""
+        return (self.account, self.api_url, self.marker_field, self.owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,50 @@ def saved_plan_document(plan: Plan, provenance: Provenance, *, created_at: str) 
         "prune": plan.prune,
         **provenance.to_json_dict(),
     }
+
+
+def saved_plans_document(
+    plans: Sequence[tuple[str, Plan, Provenance]], *, created_at: str
+) -> dict[str, Any]:
+    """One file for the plans of several accounts: the JSON plan of them all at the top level
+    (what a reviewer reads), and each account's saved plan, with its own provenance, under
+    ``account_plans`` (what apply proves, account by account)."""
+    return {
+        **accounts_json_dict([(name, plan) for name, plan, _ in plans]),
+        "kind": _KIND,
+        "saved_plan_format": SAVED_PLAN_FORMAT,
+        "created_at": created_at,
+        "prune": any(plan.prune for _, plan, _ in plans),
+        "account_plans": {
+            name: saved_plan_document(plan, provenance, created_at=created_at)
+            for name, plan, provenance in plans
+        },
+    }
+
+
+def parse_saved_plans(document: Any, *, origin: str) -> dict[str | None, SavedPlan]:
+    """The saved plan of each account a file holds, by account (``None``: the one account
+    of a repository without ``accounts:``)."""
+    if not isinstance(document, dict) or "account_plans" not in document:
+        single = parse_saved_plan(document, origin=origin)
+        return {single.provenance.account: single}
+    _check_envelope(document, origin=origin)
+    plans = document["account_plans"]
+    if not isinstance(plans, dict) or not plans:
+        raise SavedPlanError(
+            f"{origin} is damaged ('account_plans' is not a mapping of plans). "
+            f"Run `reconciler plan --out {origin}` again."
+        )
+    saved: dict[str | None, SavedPlan] = {}
+    for name, plan_document in plans.items():
+        plan = parse_saved_plan(plan_document, origin=origin)
+        if plan.provenance.account != name:
+            raise SavedPlanError(
+                f"{origin} is damaged (the plan under {name!r} names another account). "
+                f"Run `reconciler plan --out {origin}` again."
+            )
+        saved[name] = plan
+    return saved
 
 
 def _comparable(change: Mapping[str, Any]) -> str:
@@ -154,15 +209,17 @@ def provenance_differences(saved: Provenance, current: Provenance) -> list[str]:
         "marker_field": "ownership.marker_field",
         "owner": "ownership.owner",
         "tool_version": "the reconciler version",
+        "account": "the account",
     }
     was, now = saved.to_json_dict(), current.to_json_dict()
-    shown = {"git_commit", "tool_version", "marker_field", "owner"}
+    shown = {"git_commit", "tool_version", "marker_field", "owner", "account"}
     differences: list[str] = []
     for key, name in names.items():
-        if was[key] == now[key]:
+        if was.get(key) == now.get(key):
             continue
         if key in shown:
-            differences.append(f"{name} ({was[key] or 'none'} then, {now[key] or 'none'} now)")
+            then, today = was.get(key) or "none", now.get(key) or "none"
+            differences.append(f"{name} ({then} then, {today} now)")
         else:
             differences.append(name)
     return differences
@@ -184,8 +241,9 @@ def _get(data: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
-    """A saved plan from its decoded JSON; ``origin`` names the file in error messages."""
+def _check_envelope(document: Any, *, origin: str) -> None:
+    """Raise ``SavedPlanError`` unless ``document`` is a saved plan of a format this version
+    reads (its kind, saved-plan format and plan format)."""
     again = f"Run `reconciler plan --out {origin}` again."
     if not isinstance(document, dict) or document.get("kind") != _KIND:
         printed = isinstance(document, dict) and "kind" not in document
@@ -209,17 +267,29 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
             f"{origin} was saved by an older reconciler (saved-plan format {version}), which "
             f"this version cannot prove against the account. {again}"
         )
+    problem = None
+    if version != SAVED_PLAN_FORMAT:
+        problem = f"unknown saved-plan format {version!r}"
+    elif document.get("format_version") != FORMAT_VERSION:
+        problem = f"unknown plan format {document.get('format_version')!r}"
+    if problem is not None:
+        raise SavedPlanError(f"{origin} is damaged ({problem}). {again}")
+
+
+def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
+    """A saved plan from its decoded JSON; ``origin`` names the file in error messages."""
+    again = f"Run `reconciler plan --out {origin}` again."
+    _check_envelope(document, origin=origin)
     try:
-        if version != SAVED_PLAN_FORMAT:
-            raise _Invalid(f"unknown saved-plan format {version!r}")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise _Invalid(f"unknown plan format {document.get('format_version')!r}")
         changes = _get(document, "changes", list)
         if not all(isinstance(change, dict) for change in changes):
             raise _Invalid("'changes' holds something other than objects")
         git_commit = document.get("git_commit")
         if git_commit is not None and not isinstance(git_commit, str):
             raise _Invalid("'git_commit' has the wrong type")
+        account = document.get("account")
+        if account is not None and not isinstance(account, str):
+            raise _Invalid("'account' has the wrong type")
         return SavedPlan(
             changes=tuple(changes),
             prune=_get(document, "prune", bool),
@@ -230,6 +300,7 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
                 marker_field=_get(document, "marker_field", str),
                 owner=_get(document, "owner", str),
                 tool_version=_get(document, "tool_version", str),
+                account=account,
             ),
             created_at=_get(document, "created_at", str),
         )

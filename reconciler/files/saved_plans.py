@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reconciler.core.errors import SavedPlanError
 from reconciler.core.model import DesiredContact
@@ -19,7 +20,9 @@ from reconciler.core.proof import (
     SavedPlan,
     desired_state_digest,
     parse_saved_plan,
+    parse_saved_plans,
     saved_plan_document,
+    saved_plans_document,
 )
 from reconciler.core.timestamps import utc_seconds_text
 from reconciler.files.atomic import write_atomically
@@ -47,15 +50,20 @@ def current_git_commit(directory: Path | None = None) -> str | None:
 
 
 def current_provenance(
-    desired: Sequence[DesiredContact], api_url: str, marker: Marker, repository: Path
+    desired: Sequence[DesiredContact],
+    api_url: str,
+    marker: Marker,
+    repository: Path,
+    account: str | None = None,
 ) -> Provenance:
-    """What a plan made now, here, is made from."""
+    """What a plan made now, here, is made from (for ``account`` of several)."""
     return Provenance(
         desired_digest=desired_state_digest(desired),
         git_commit=current_git_commit(repository),
         api_url=api_url.rstrip("/"),
         marker_field=marker.field_title,
         owner=marker.owner,
+        account=account,
     )
 
 
@@ -66,6 +74,20 @@ def write_saved_plan(
     data), and return what was saved."""
     created_at = utc_seconds_text(now or datetime.now(UTC))
     document = saved_plan_document(plan, provenance, created_at=created_at)
+    return parse_saved_plan(decode_json(_write(path, document)), origin=str(path))
+
+
+def write_saved_plans(
+    path: Path, plans: Sequence[tuple[str, Plan, Provenance]], *, now: datetime | None = None
+) -> dict[str | None, SavedPlan]:
+    """Write the plans of several accounts to ``path`` as one file, as ``write_saved_plan``
+    writes one, and return what was saved by account."""
+    created_at = utc_seconds_text(now or datetime.now(UTC))
+    document = saved_plans_document(plans, created_at=created_at)
+    return parse_saved_plans(decode_json(_write(path, document)), origin=str(path))
+
+
+def _write(path: Path, document: dict[str, Any]) -> str:
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
         write_atomically(path, text, private=True, durable=True)
@@ -74,10 +96,19 @@ def write_saved_plan(
             f"cannot write the plan to {path}: {error.strerror or error}. "
             "Check the directory exists and is writable."
         ) from None
-    return parse_saved_plan(decode_json(text), origin=str(path))
+    return text
 
 
 def read_saved_plan(path: Path) -> SavedPlan:
+    return parse_saved_plan(_read(path), origin=str(path))
+
+
+def read_saved_plans(path: Path) -> dict[str | None, SavedPlan]:
+    """The plan of each account a saved plan file holds (``None``: the one account)."""
+    return parse_saved_plans(_read(path), origin=str(path))
+
+
+def _read(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -94,4 +125,4 @@ def read_saved_plan(path: Path) -> SavedPlan:
             f"{path} is not valid JSON ({where}), so not a saved plan. "
             f"Run `reconciler plan --out {path}` again."
         ) from None
-    return parse_saved_plan(document, origin=str(path))
+    return document

@@ -6,26 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from reconciler.core.masking import mask_plan
-from reconciler.core.plan import FORMAT_VERSION, Plan, Summary
+from reconciler.core.plan import AccountPlan, accounts_json_dict, total_summary
 from reconciler.render import FORMATS, Rendered, RenderOptions
 from reconciler.render.markdown import BUDGET, GITHUB_COMMENT_LIMIT, render_markdown
 from reconciler.render.text import render_text, render_text_notices
-
-# One account's plan, by the account's name.
-AccountPlan = tuple[str, Plan]
-
-
-def total_summary(plans: Sequence[AccountPlan]) -> Summary:
-    summaries = [plan.summary for _, plan in plans]
-    return Summary(
-        create=sum(summary.create for summary in summaries),
-        update=sum(summary.update for summary in summaries),
-        delete=sum(summary.delete for summary in summaries),
-        unchanged=sum(summary.unchanged for summary in summaries),
-    )
 
 
 def account_heading(name: str) -> str:
@@ -42,7 +28,8 @@ def render_account_plans(
     if output_format == "markdown":
         return Rendered(_markdown(shown))
     if output_format == "json":
-        return Rendered(json.dumps(_json(shown), indent=2, ensure_ascii=False) + "\n")
+        document = accounts_json_dict(shown)
+        return Rendered(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     raise ValueError(f"unknown plan format {output_format!r}; expected one of {FORMATS}")
 
 
@@ -75,41 +62,3 @@ def _markdown(plans: Sequence[AccountPlan]) -> str:
         f"{GITHUB_COMMENT_LIMIT:,}-character limit. Run `reconciler plan --account NAME` for "
         "each._\n"
     )
-
-
-def _with_account(name: str, document: dict[str, Any]) -> dict[str, Any]:
-    return {"account": name, **document}
-
-
-def _json(plans: Sequence[AccountPlan]) -> dict[str, Any]:
-    fields_to_create: dict[str, None] = {}
-    for _, plan in plans:
-        fields_to_create.update(dict.fromkeys(plan.fields_to_create))
-    return {
-        "format_version": FORMAT_VERSION,
-        "summary": total_summary(plans).to_json_dict(),
-        "changes": [
-            _with_account(name, change.to_json_dict())
-            for name, plan in plans
-            for change in plan.changes
-        ],
-        "warnings": [
-            _with_account(name, notice.to_json_dict())
-            for name, plan in plans
-            for notice in plan.warnings
-        ],
-        "errors": [
-            _with_account(name, notice.to_json_dict())
-            for name, plan in plans
-            for notice in plan.errors
-        ],
-        "fields_to_create": list(fields_to_create),
-        "accounts": [
-            {
-                "name": name,
-                "summary": plan.summary.to_json_dict(),
-                "fields_to_create": list(plan.fields_to_create),
-            }
-            for name, plan in plans
-        ],
-    }

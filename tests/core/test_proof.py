@@ -28,7 +28,9 @@ from reconciler.files.saved_plans import (
     current_git_commit,
     current_provenance,
     read_saved_plan,
+    read_saved_plans,
     write_saved_plan,
+    write_saved_plans,
 )
 from tests.builders import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID, declared, live
 
@@ -292,3 +294,58 @@ def test_digest_ignores_order_and_lines_but_not_values() -> None:
     assert desired_state_digest(DESIRED) != desired_state_digest(
         [declared(P1, 3, first="Alice", custom={"Region": "west"}, last=None), *DESIRED[1:]]
     )
+
+
+# --- several accounts --------------------------------------------------------------------
+
+
+def test_one_file_holds_each_accounts_plan_with_its_own_provenance(tmp_path: Path) -> None:
+    plan = sample_plan()
+    us = dataclasses.replace(PROVENANCE, account="us")
+    uk = dataclasses.replace(PROVENANCE, account="uk", api_url="https://uk.example.com")
+    path = tmp_path / "plan.json"
+
+    written = write_saved_plans(path, [("us", plan, us), ("uk", plan, uk)], now=NOW)
+    saved = read_saved_plans(path)
+
+    assert saved == written
+    assert list(saved) == ["us", "uk"]
+    assert saved["uk"].provenance == uk
+    assert plan_differences(saved["us"], plan) == []
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["summary"]["create"] == 2 * plan.summary.create
+    assert {change["account"] for change in document["changes"]} == {"us", "uk"}
+    # A single plan file reads as the plan of its one account.
+    write_saved_plan(path, plan, uk, now=NOW)
+    assert list(read_saved_plans(path)) == ["uk"]
+    write_saved_plan(path, plan, PROVENANCE, now=NOW)
+    assert list(read_saved_plans(path)) == [None]
+    assert "account" not in json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_a_plan_filed_under_another_account_is_damaged(tmp_path: Path) -> None:
+    plan = sample_plan()
+    path = tmp_path / "plan.json"
+    write_saved_plans(
+        path,
+        [
+            ("us", plan, dataclasses.replace(PROVENANCE, account="us")),
+            ("uk", plan, dataclasses.replace(PROVENANCE, account="uk")),
+        ],
+        now=NOW,
+    )
+    document = json.loads(path.read_text(encoding="utf-8"))
+    plans = document["account_plans"]
+    plans["us"], plans["uk"] = plans["uk"], plans["us"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(SavedPlanError) as caught:
+        read_saved_plans(path)
+    assert "the plan under 'us' names another account" in str(caught.value)
+
+
+def test_the_account_is_part_of_what_a_plan_was_made_from() -> None:
+    us = dataclasses.replace(PROVENANCE, account="us")
+    uk = dataclasses.replace(PROVENANCE, account="uk")
+    assert us.target != uk.target
+    assert provenance_differences(us, uk) == ["the account (us then, uk now)"]
+    assert provenance_differences(PROVENANCE, uk) == ["the account (none then, uk now)"]

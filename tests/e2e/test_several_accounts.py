@@ -228,27 +228,65 @@ def test_the_markdown_plan_has_a_section_per_account(
     assert out.index("#### Account `us`") < out.index("#### Account `uk`")
 
 
-def test_a_saved_plan_is_one_accounts_and_applied_for_it(
+def test_a_saved_plan_holds_each_accounts_plan_and_apply_proves_each(
     project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
     declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"})
 
-    assert main(["plan", "--out", "all.json"]) == 1
-    assert "--account NAME --out FILE" in capsys.readouterr().err
-    assert not (project / "all.json").exists()
+    assert main(["plan", "--out", "both.json"]) == 0
+    assert "Saved the plans of 2 accounts to both.json" in capsys.readouterr().out
+    document = json.loads((project / "both.json").read_text(encoding="utf-8"))
+    # A reviewer reads one JSON plan; apply proves each account's own.
+    assert [change["account"] for change in document["changes"]] == ["us", "uk"]
+    assert {name: plan["account"] for name, plan in document["account_plans"].items()} == {
+        "us": "us",
+        "uk": "uk",
+    }
+    assert document["account_plans"]["uk"]["api_url"] == uk.url
+
+    # Meanwhile someone adds the uk contact in the app: uk's saved plan is stale, us's not.
+    uk.seed([{"phone": SHARED_PHONE, "first": "From the app"}])
+    assert main(["apply", "both.json"]) == 3
+    captured = capsys.readouterr()
+    assert "Accounts: us applied, uk refused (exit 3)." in captured.out
+    assert "Error: account uk: both.json is not the plan apply derives now" in captured.err
+    assert by_phone(sandbox)[SHARED_PHONE]["first"] == "Alice"
+    assert by_phone(uk)[SHARED_PHONE]["first"] == "From the app"
+
+
+def test_a_saved_plan_of_one_account_is_applied_to_that_account_only(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"})
 
     assert main(["plan", "--account", "uk", "--out", "uk.json"]) == 0
     assert "reconciler apply --account uk uk.json" in capsys.readouterr().out
-    assert main(["apply", "uk.json"]) == 1
-    assert "apply it with --account NAME uk.json" in capsys.readouterr().err
-    # Proven against the us account, the uk plan is not the plan derived there.
     assert main(["apply", "--account", "us", "uk.json"]) == 3
-    capsys.readouterr()
-    assert by_phone(sandbox) == {}
-    assert main(["apply", "--account", "uk", "uk.json"]) == 0
+    assert 'uk.json holds no plan for account "us" (it holds uk)' in capsys.readouterr().err
+    assert write_count(sandbox) == 0
+
+    assert main(["apply", "uk.json"]) == 0
+    assert "Accounts: uk applied." in capsys.readouterr().out
     assert by_phone(uk)[SHARED_PHONE]["first"] == "Alicia"
     assert by_phone(sandbox) == {}
+
+
+def test_a_saved_plan_is_not_saved_when_an_account_cannot_be_planned(
+    project: Path,
+    uk: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("HEYMARKET_UK_SECRET_KEY", "not-the-uk-key-" + secrets.token_hex(8))
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": SHARED_PHONE})
+    assert main(["plan", "--out", "both.json"]) == 1
+    assert "Error: the plan was not saved to both.json: account uk could not be planned." in (
+        capsys.readouterr().err
+    )
+    assert not (project / "both.json").exists()
 
 
 def test_every_accounts_credentials_are_kept_out_of_the_output(
