@@ -316,7 +316,8 @@ def _apply_account(
 ) -> int:
     console, cwd = env.console, env.cwd
     settings, desired = inputs.settings, inputs.desired
-    mask = inputs.masks(mask_pii=request.mask_pii)
+    # Masking asked for by any account of the run masks all of it.
+    mask = inputs.masks(mask_pii=request.mask_pii) or console.screen.masking
     config = settings.config
     if saved is not None:
         _check_prune_intent(request, saved)

@@ -63,9 +63,9 @@ class Settings:
     credentials_env: str = DEFAULT_CREDENTIALS_PREFIX
 
     @property
-    def account_label(self) -> str:
-        """How messages name the account: empty for the single account."""
-        return "" if self.account is None else f'account "{self.account}"'
+    def url_variable(self) -> str:
+        """The environment variable that overrides the API URL of these settings' account."""
+        return API_URL_VARIABLE if self.account is None else f"{self.credentials_env}_API_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,17 +151,17 @@ def _account_settings(
     api_url: str | None,
     environ: Mapping[str, str],
 ) -> Settings:
-    url_variable = f"{account.credentials_env}_API_URL"
-    url = api_url or environ.get(url_variable, "").strip() or account.config.api.url
     chosen_dir = contacts_dir if contacts_dir is not None else account.config.contacts
-    return Settings(
+    settings = Settings(
         config=account.config,
         contacts_dir=chosen_dir if chosen_dir.is_absolute() else cwd / chosen_dir,
-        api_url=url,
+        api_url=account.config.api.url,
         cwd=cwd,
         account=account.name,
         credentials_env=account.credentials_env,
     )
+    url = api_url or environ.get(settings.url_variable, "").strip() or account.config.api.url
+    return replace(settings, api_url=url)
 
 
 def _is_loopback(host: str) -> bool:
@@ -173,14 +173,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_api_url(url: str, *, insecure: bool) -> None:
+def check_api_url(url: str, *, insecure: bool, url_variable: str = API_URL_VARIABLE) -> None:
     """HTTPS everywhere, except plain http to this machine (the sandbox) or with --insecure:
     credentials must never cross a network in clear text by accident."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise InsecureUrlError(
             f'API URL "{url}" is not an http(s) URL; '
-            f"check --api-url, {API_URL_VARIABLE} or api.url in reconciler.yaml"
+            f"check --api-url, {url_variable} or api.url in reconciler.yaml"
         )
     if parts.scheme == "http" and not insecure and not _is_loopback(parts.hostname):
         raise InsecureUrlError(
@@ -193,7 +193,7 @@ def connect(
     settings: Settings, environ: Mapping[str, str], *, insecure: bool = False
 ) -> HeymarketClient:
     """A client for the configured account; the caller closes it."""
-    check_api_url(settings.api_url, insecure=insecure)
+    check_api_url(settings.api_url, insecure=insecure, url_variable=settings.url_variable)
     return HeymarketClient(
         settings.api_url,
         credentials_from_env(environ, settings.credentials_env),

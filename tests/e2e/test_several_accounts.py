@@ -348,3 +348,20 @@ def test_account_without_accounts_configured_is_an_error(
     assert capsys.readouterr().err.startswith(
         "Error: --account selects one of several accounts, and this configuration has none"
     )
+
+
+def test_masking_asked_by_one_account_masks_the_whole_run(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = CONFIG.replace("    prune: {max_deletes: 1}\n", "    output: {mask_pii: true}\n")
+    (project / "reconciler.yaml").write_text(config, encoding="utf-8")
+    declare(project, "us", {"phone": "15105550077", "first": "Maximilian"})
+    declare(project, "uk", {"phone": "442079460958", "first": "Olivia"})
+
+    for command in (["plan"], ["plan", "--format", "json"], ["apply", "--auto-approve"]):
+        assert main(command) == 0
+        captured = capsys.readouterr()
+        shown = captured.out + captured.err
+        for personal in ("15105550077", "Maximilian", "442079460958", "Olivia"):
+            assert personal not in shown, (command, personal)
+    assert by_phone(sandbox)["15105550077"]["first"] == "Maximilian"
