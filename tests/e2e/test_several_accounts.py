@@ -188,6 +188,16 @@ def test_prune_caps_and_backups_are_per_account_and_the_exit_code_is_the_worst(
     (backup,) = (project / ".reconciler" / "backups" / "us").iterdir()
     assert len(backup.read_text(encoding="utf-8").splitlines()) == 2
     assert not (project / ".reconciler" / "backups" / "uk").exists()
+    deletes = [line for line in journal_lines(project) if line["action"] == "delete"]
+    assert {(line["account"], line["result"]) for line in deletes} == {("us", "applied")}
+
+    # A backup goes back into the account it came from, named: restore needs one account.
+    assert main(["restore", str(backup), "--auto-approve"]) == 1
+    assert "choose one with --account NAME" in capsys.readouterr().err
+    assert main(["restore", str(backup), "--auto-approve", "--account", "us"]) == 0
+    assert set(by_phone(sandbox)) == {SHARED_PHONE, "15105550011", "15105550012"}
+    restores = [line for line in journal_lines(project) if line["command"] == "restore"]
+    assert {line["account"] for line in restores} == {"us"}
 
 
 def test_account_selects_and_json_names_the_account_of_every_change(
