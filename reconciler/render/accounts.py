@@ -14,6 +14,10 @@ from reconciler.render.markdown import BUDGET, GITHUB_COMMENT_LIMIT, render_mark
 from reconciler.render.text import render_text, render_text_notices
 
 
+def _accounts(plans: Sequence[AccountPlan]) -> str:
+    return f"{len(plans)} account{'' if len(plans) == 1 else 's'}"
+
+
 def account_heading(name: str) -> str:
     """The line that opens an account's section in terminal output."""
     return f'=== account "{name}" ==='
@@ -40,7 +44,7 @@ def _text(plans: Sequence[AccountPlan], *, color: bool) -> Rendered:
         stdout.append(f"{account_heading(name)}\n{render_text(plan, color=color)}\n")
         notices = render_text_notices(plan, color=color)
         stderr += [f"[{name}] {line}\n" for line in notices.splitlines()]
-    stdout.append(f"All {len(plans)} accounts: {total_summary(plans)}\n")
+    stdout.append(f"{_accounts(plans)}: {total_summary(plans)}\n")
     return Rendered("".join(stdout), "".join(stderr))
 
 
@@ -48,7 +52,7 @@ def _markdown(plans: Sequence[AccountPlan]) -> str:
     # Each account gets an equal share of the comment's budget, so one large account cannot
     # push the others out of the comment.
     share = (BUDGET - 400) // max(len(plans), 1)
-    head = f"### reconciler plan\n\n**{len(plans)} accounts: {total_summary(plans)}**\n\n"
+    head = f"### reconciler plan\n\n**{_accounts(plans)}: {total_summary(plans)}**\n\n"
     sections = [
         render_markdown(plan, title=f"#### Account `{name}`", budget=share) for name, plan in plans
     ]

@@ -115,7 +115,7 @@ def test_each_account_is_applied_to_its_own_server_and_a_phone_may_live_in_both(
     assert (project / ".reconciler" / "cache" / "uk").is_dir()
 
     assert main(["plan", "--detailed-exitcode"]) == 0
-    assert "All 2 accounts: Plan: 0 to create, 0 to update, 0 to delete." in capsys.readouterr().out
+    assert "2 accounts: Plan: 0 to create, 0 to update, 0 to delete." in capsys.readouterr().out
 
 
 def test_one_account_refused_by_its_server_leaves_the_other_applied_and_both_reported(
@@ -162,6 +162,7 @@ def test_a_server_fault_in_one_account_leaves_the_other_applied(
     text = "".join(printed)
     assert "Error: account us:" in text
     assert '=== account "uk" ===' in text and "Plan: 1 to create" in text
+    assert "1 account: Plan: 1 to create, 0 to update, 0 to delete." in text
 
     printed.clear()
     assert run_apply(ApplyRequest(auto_approve=True), env) == 1

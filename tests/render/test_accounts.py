@@ -38,7 +38,7 @@ def test_text_has_a_section_per_account_and_the_totals() -> None:
     out = rendered.stdout
     assert out.index('=== account "us" ===') < out.index('=== account "uk" ===')
     assert out.count("Plan: 1 to create") == 1 and out.count("Plan: 2 to create") == 1
-    assert out.endswith("All 2 accounts: Plan: 3 to create, 0 to update, 0 to delete.\n")
+    assert out.endswith("2 accounts: Plan: 3 to create, 0 to update, 0 to delete.\n")
 
 
 def test_text_notices_say_their_account() -> None:
