@@ -288,6 +288,9 @@ def _apply_accounts(
         try:
             code = _apply_account(request, env, started_at, inputs, saved.get(name))
         except ApplyInterruptedError:
+            # Ctrl-C stops the run: the accounts after this one are not started.
+            done = ", ".join(f"{account} {_outcome(code)}" for account, code in outcomes)
+            console.out(f"Accounts: {done + ', ' if done else ''}{name} interrupted.\n")
             raise
         except ReconcilerError as error:
             console.err(f"Error: account {name}: {error}\n")

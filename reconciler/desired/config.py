@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reconciler.core.diff import DiffSettings
@@ -182,6 +182,28 @@ def _unknown_region_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]
     return problems
 
 
+def _nested_contacts_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
+    """An account's contacts directory inside another's: the outer account would declare
+    the inner one's contacts too, and create them in its own account."""
+    directories = {
+        name: PurePosixPath(entry["contacts"])
+        for name, entry in _account_mappings(loaded.value).items()
+        if isinstance(entry.get("contacts"), str)
+    }
+    problems: list[Problem] = []
+    for name, directory in directories.items():
+        for other, other_directory in directories.items():
+            if other != name and directory in other_directory.parents:
+                key_node, value_node = locate(loaded.root, ("accounts", name, "contacts"))
+                line, column = position(key_node or value_node)
+                message = (
+                    f'accounts.{name}.contacts "{directory}" holds accounts.{other}.contacts '
+                    f'"{other_directory}": give each account a directory of its own'
+                )
+                problems.append(Problem(shown_as, line, column, message))
+    return problems
+
+
 def _account_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
     """What the schema cannot say well: an account name that is not a safe identifier (it
     names directories), and a top-level ``contacts`` beside ``accounts``."""
@@ -204,6 +226,7 @@ def _account_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
                 "lowercase letters, digits, - or _ (it names the account's directories)",
             )
         )
+    problems += _nested_contacts_problems(loaded, shown_as)
     if "contacts" in values:
         key_node, value_node = locate(loaded.root, ("contacts",))
         line, column = position(key_node or value_node)

@@ -229,3 +229,22 @@ def test_account_problems_are_located_and_name_the_key(tmp_path: Path) -> None:
         'reconciler.yaml:12:14: accounts.de.phones.default_region "ZZ" is not a region with a '
         'known numbering plan; write an ISO 3166-1 code, e.g. "US" or "GB"',
     ]
+
+
+def test_an_accounts_contacts_inside_anothers_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "accounts:\n"
+        "  all:\n    contacts: contacts/\n    credentials_env: ALL\n"
+        "  uk:\n    contacts: contacts/uk\n    credentials_env: UK\n"
+        "  mirror:\n    contacts: contacts\n    credentials_env: MIRROR\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, tmp_path)
+    # Two accounts with one directory declare the same contacts in both, which is allowed.
+    assert [str(problem) for problem in caught.value.problems] == [
+        'reconciler.yaml:3:5: accounts.all.contacts "contacts" holds accounts.uk.contacts '
+        '"contacts/uk": give each account a directory of its own',
+        'reconciler.yaml:9:5: accounts.mirror.contacts "contacts" holds accounts.uk.contacts '
+        '"contacts/uk": give each account a directory of its own',
+    ]
