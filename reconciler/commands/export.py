@@ -297,13 +297,11 @@ def run(request: ExportRequest, env: Environment) -> int:
     (``mask_pii``)."""
     console = env.console
     settings = open_settings(
-        env,
-        config_file=request.config_file,
-        contacts_dir=request.out_dir,
-        api_url=request.api_url,
-        accounts=request.accounts,
+        env, config_file=request.config_file, api_url=request.api_url, accounts=request.accounts
     )
-    target = settings.contacts_dir
+    out_dir = request.out_dir
+    # --out is relative to the working directory the command was given, like --contacts.
+    target = settings.contacts_dir if out_dir is None else env.cwd / out_dir
     check_out_dir(target, env.cwd, force=request.force)
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(client, cache_dir=cache_directory(settings))

@@ -344,6 +344,8 @@ def test_export_works_on_one_account_at_a_time(
         "Error: this command works on one account at a time, and 2 are selected (us, uk): "
         "choose one with --account NAME\n"
     )
+    assert main(["export", "--out", "exported"]) == 1
+    assert "works on one account at a time" in capsys.readouterr().err
     assert main(["export", "--account", "uk"]) == 0
     capsys.readouterr()
     exported = (project / "contacts" / "uk" / "contacts.yaml").read_text(encoding="utf-8")
