@@ -378,3 +378,23 @@ def test_masking_asked_by_one_account_masks_the_whole_run(
         for personal in ("15105550077", "Maximilian", "442079460958", "Olivia"):
             assert personal not in shown, (command, personal)
     assert by_phone(sandbox)["15105550077"]["first"] == "Maximilian"
+
+
+def test_flags_that_set_one_accounts_settings_need_one_account(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    (project / "elsewhere").mkdir()
+    (project / "elsewhere" / "none.yaml").write_text("contacts: []\n", encoding="utf-8")
+    assert main(["plan", "--api-url", sandbox.url]) == 1
+    assert capsys.readouterr().err == (
+        "Error: --api-url sets one account's settings, and 2 accounts are selected: choose "
+        "one with --account NAME\n"
+    )
+    assert main(["plan", "--contacts", "elsewhere"]) == 1
+    assert "Error: --contacts sets one account's settings" in capsys.readouterr().err
+    # For one account they apply as they always did.
+    assert main(["plan", "--account", "us", "--contacts", "elsewhere", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changes"] == []
+    assert main(["plan", "--account", "us", "--api-url", sandbox.url, "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["changes"]) == 1
