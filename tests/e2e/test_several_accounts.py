@@ -398,3 +398,29 @@ def test_flags_that_set_one_accounts_settings_need_one_account(
     assert json.loads(capsys.readouterr().out)["changes"] == []
     assert main(["plan", "--account", "us", "--api-url", sandbox.url, "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["changes"]) == 1
+
+
+def test_the_job_summary_has_each_account(
+    project: Path,
+    sandbox: SandboxHandle,
+    uk: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = project / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"})
+
+    assert main(["plan"]) == 0
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("### reconciler plan\n\n**2 accounts: Plan: 2 to create,")
+    assert "#### Account `us`" in text and "#### Account `uk`" in text
+
+    summary.unlink()
+    assert main(["apply", "--auto-approve"]) == 0
+    capsys.readouterr()
+    text = summary.read_text(encoding="utf-8")
+    assert text.index("### reconciler apply: account `us`") < text.index(
+        "### reconciler apply: account `uk`"
+    )
