@@ -231,4 +231,5 @@ def mask_plan(plan: Plan) -> Plan:
         changes=tuple(_mask_change(change, names) for change in plan.changes),
         warnings=tuple(_mask_notice(notice) for notice in plan.warnings),
         errors=tuple(_mask_notice(notice) for notice in plan.errors),
+        targets=tuple(mask_text(target) for target in plan.targets),
     )

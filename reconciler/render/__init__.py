@@ -60,10 +60,23 @@ def format_value(value: FieldValue) -> str:
 
 def no_changes_detail(plan: Plan) -> str:
     """What follows "No changes." — it must not claim the account matches when errors left
-    contacts untouched."""
+    contacts untouched, nor when only some contacts were looked at."""
     if plan.errors:
         return f"{len(plan.errors)} declared contacts were left untouched: see the errors."
+    if plan.targets:
+        return "The targeted contacts match the desired state."
     return "The live account matches the desired state."
+
+
+def targets_line(plan: Plan) -> str | None:
+    """The header of a targeted plan, or ``None`` for a plan of everything."""
+    if not plan.targets:
+        return None
+    shown = ", ".join(format_value(target) for target in plan.targets)
+    return (
+        f"Targeted plan: only the changes for {shown}; other changes wait for a plan "
+        "without --target."
+    )
 
 
 def action_label(change: Change) -> str:

@@ -155,7 +155,7 @@ def _rewrite(path: Path, change: Any) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda d: d.update(saved_plan_format=3), "saved by a newer reconciler"),
+        (lambda d: d.update(saved_plan_format=4), "saved by a newer reconciler"),
         (lambda d: d.update(saved_plan_format=1), "saved by an older reconciler"),
         (lambda d: d.update(kind="terraform plan"), "is not a reconciler saved plan"),
         (lambda d: d.update(changes={}), "damaged ('changes' is missing or has the wrong"),
