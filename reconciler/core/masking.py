@@ -210,6 +210,11 @@ def _mask_change(change: Change, names: KnownNames) -> Change:
         return dataclasses.replace(
             change, phone=masked_phone, fields=_mask_fields(change.fields), tags=tags
         )
+    if isinstance(change, Delete) and change.live.tags:
+        live = dataclasses.replace(change.live, tags=_mask_tags(change.live.tags, names))
+        return dataclasses.replace(
+            change, phone=masked_phone, fields=_mask_fields(change.fields), live=live
+        )
     if isinstance(change, Create | Update | Delete):
         return dataclasses.replace(change, phone=masked_phone, fields=_mask_fields(change.fields))
     raise TypeError(f"not a change: {change!r}")
@@ -224,7 +229,10 @@ def _mask_notice(notice: Notice) -> Notice:
 def mask_plan(plan: Plan) -> Plan:
     """The same plan with phones, emails and names masked, for display only (a masked plan
     cannot be applied). Changes keep the order of the unmasked plan."""
-    with_tags = any(isinstance(c, Create | Update) and c.tags for c in plan.changes)
+    with_tags = any(
+        (isinstance(c, Create | Update) and c.tags) or (isinstance(c, Delete) and c.live.tags)
+        for c in plan.changes
+    )
     names = KnownNames().adding(plan_names(plan)) if with_tags else KnownNames()
     return dataclasses.replace(
         plan,

@@ -109,11 +109,15 @@ def _shown_tags(tags: tuple[str, ...]) -> str | None:
 
 
 def shown_changes(change: Change) -> Iterator[ShownChange]:
-    """``field_changes`` as text, then the tags when the change sets them."""
+    """``field_changes`` as text, then the tags when the change sets them or deletes them
+    with the contact."""
     for label, field_change in field_changes(change):
         yield ShownChange(label, _shown(field_change.before), _shown(field_change.after))
     if isinstance(change, Create | Update) and change.tags is not None:
         yield ShownChange("tags", _shown_tags(change.tags.before), _shown_tags(change.tags.after))
+    elif isinstance(change, Delete) and change.live.tags:
+        # What goes away with the contact (the backup keeps them for restore).
+        yield ShownChange("tags", _shown_tags(change.live.tags), None)
 
 
 def custom_labels(custom: Mapping[str, FieldChange]) -> Iterator[tuple[str, FieldChange]]:
