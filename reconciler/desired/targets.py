@@ -41,27 +41,29 @@ def _matches(written: str, base: Path) -> list[Path]:
 def _selected_files(
     written: str, contacts_dir: Path, cwd: Path, files: Sequence[Path]
 ) -> list[Path]:
+    """The contacts files ``written`` selects; raises ``TargetError`` when it names only
+    what lies outside the contacts directory."""
     root = _normal(contacts_dir)
+    outside = False
     for base in (cwd, contacts_dir):
         matches = _matches(written, base)
-        if not matches:
-            continue
-        outside = [match for match in matches if not match.is_relative_to(root)]
-        if outside:
-            raise TargetError(
-                f'--target "{written}" is not under the contacts directory '
-                f'"{display_path(contacts_dir, cwd)}"; name a file, a directory or a glob '
-                "inside it, or a phone number"
-            )
+        inside = [match for match in matches if match.is_relative_to(root)]
+        outside = outside or len(inside) < len(matches)
         selected = [
             file
             for file in files
             if any(
-                _normal(file) == match or _normal(file).is_relative_to(match) for match in matches
+                _normal(file) == match or _normal(file).is_relative_to(match) for match in inside
             )
         ]
         if selected:
             return selected
+    if outside:
+        raise TargetError(
+            f'--target "{written}" is not under the contacts directory '
+            f'"{display_path(contacts_dir, cwd)}"; name a file, a directory or a glob inside '
+            "it, or a phone number"
+        )
     return []
 
 
