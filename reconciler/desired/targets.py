@@ -84,6 +84,8 @@ def read_targets(
     phones: set[str] = set()
     selected: set[str] = set()
     for target in written:
+        if not target.strip():
+            raise TargetError("--target is empty; name a phone number or a contacts file")
         if _PHONE_LIKE.fullmatch(target):
             phone = read_phone(target.strip(), default_region)
             if isinstance(phone, PhoneProblem):

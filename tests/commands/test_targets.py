@@ -111,6 +111,7 @@ def test_the_caps_apply_to_a_targeted_plan(
         ("reconciler.yaml", "is not under the contacts directory"),
         ("15105550777", "--target 15105550777 is neither declared nor in the account"),
         ("510-555", "--target: phone"),
+        (" ", "--target is empty"),
     ],
 )
 def test_a_target_that_selects_nothing_is_an_error(
