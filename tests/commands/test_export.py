@@ -95,6 +95,8 @@ def account(count: int, field_ids: dict[str, str]) -> list[dict[str, Any]]:
         }
         if number % 6 == 0:
             contact["first"] = ""  # the API's other way of saying "no value"
+        if number % 2 == 0:
+            contact["tags"] = list(dict.fromkeys([text, other, "VIP"]))
         contacts.append(contact)
     return contacts
 
@@ -192,6 +194,7 @@ def test_exported_values_read_back_exactly_as_the_account_holds_them(
             if value and titles[field_id] != MARKER
         }
         assert dict(contact.custom) == expected_custom
+        assert contact.tags == (tuple(record["tags"]) or None), record["phone"]
     # Phones quoted, opted-out contacts keep the opt-out, the marker is apply's to write.
     assert '  - phone: "15102000000"\n' in text
     assert "    is_opted_out: true\n" in text
