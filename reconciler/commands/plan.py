@@ -14,11 +14,13 @@ from pathlib import Path
 from reconciler.commands.context import (
     Inputs,
     cache_directory,
+    check_targets_of_one_account,
     fetch_live_state,
     journal_file,
     load_account_inputs,
     make_plan,
     render_options,
+    resolve_targets,
 )
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import (
@@ -52,6 +54,8 @@ class PlanRequest:
     out: Path | None = None
     detailed_exitcode: bool = False
     prune: bool = False
+    # --target, as typed (empty: everything).
+    targets: tuple[str, ...] = ()
     mask_pii: bool = False
     no_color: bool = False
     insecure: bool = False
@@ -89,11 +93,15 @@ def run(request: PlanRequest, env: Environment) -> int:
         return EXIT_ERROR
     if len(selected) == 1 and selected[0].settings.account is None:
         return _plan_one(request, env, selected[0])
+    check_targets_of_one_account(request.targets, selected)
     return _plan_accounts(request, env, selected)
 
 
 def _derive(request: PlanRequest, env: Environment, inputs: Inputs) -> Plan:
     settings = inputs.settings
+    # Read against the desired state before any request: a target that names nothing costs
+    # no API call.
+    targets = resolve_targets(settings, inputs.desired, request.targets)
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
             client, refresh=request.refresh, cache_dir=cache_directory(settings)
@@ -106,6 +114,7 @@ def _derive(request: PlanRequest, env: Environment, inputs: Inputs) -> Plan:
         prune=request.prune,
         journal=journal_file(settings),
         account=settings.account,
+        targets=targets,
     ).plan
 
 

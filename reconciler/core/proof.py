@@ -25,7 +25,10 @@ from reconciler.core.masking import mask_phone
 from reconciler.core.model import DesiredContact
 from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Plan, accounts_json_dict
 
-SAVED_PLAN_FORMAT = 2
+# 3: a targeted plan, with the targets it is derived again with. A plan of everything is
+# still written as format 2, which every version since reads.
+SAVED_PLAN_FORMAT = 3
+UNTARGETED_FORMAT = 2
 _KIND = "reconciler saved plan"
 # Where a change was declared is shown to the reviewer but changes nothing in the account:
 # reformatting the files (``fmt``) must not make a reviewed plan unusable.
@@ -74,6 +77,9 @@ class SavedPlan:
     prune: bool
     provenance: Provenance
     created_at: str
+    # ``--target`` as the plan was made with (empty: everything); apply derives the plan
+    # again with these same targets.
+    targets: tuple[str, ...] = ()
 
 
 def desired_state_digest(contacts: Sequence[DesiredContact]) -> str:
@@ -99,7 +105,7 @@ def saved_plan_document(plan: Plan, provenance: Provenance, *, created_at: str) 
     return {
         **plan.to_json_dict(),
         "kind": _KIND,
-        "saved_plan_format": SAVED_PLAN_FORMAT,
+        "saved_plan_format": SAVED_PLAN_FORMAT if plan.targets else UNTARGETED_FORMAT,
         "created_at": created_at,
         "prune": plan.prune,
         **provenance.to_json_dict(),
@@ -115,7 +121,8 @@ def saved_plans_document(
     return {
         **accounts_json_dict([(name, plan) for name, plan, _ in plans]),
         "kind": _KIND,
-        "saved_plan_format": SAVED_PLAN_FORMAT,
+        # Several accounts' plans are never targeted (--target names one account's contacts).
+        "saved_plan_format": UNTARGETED_FORMAT,
         "created_at": created_at,
         "prune": any(plan.prune for _, plan, _ in plans),
         "account_plans": {
@@ -241,6 +248,18 @@ def _get(data: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _targets(document: Mapping[str, Any], *, targeted: bool) -> tuple[str, ...]:
+    """The targets of a targeted plan (a non-empty list of text); none in any other."""
+    if not targeted:
+        if "targets" in document:
+            raise _Invalid("'targets' in a plan that is not targeted")
+        return ()
+    targets = _get(document, "targets", list)
+    if not targets or not all(isinstance(target, str) and target for target in targets):
+        raise _Invalid("'targets' is not a list of targets")
+    return tuple(targets)
+
+
 def _check_envelope(document: Any, *, origin: str) -> None:
     """Raise ``SavedPlanError`` unless ``document`` is a saved plan of a format this version
     reads (its kind, saved-plan format and plan format)."""
@@ -262,13 +281,13 @@ def _check_envelope(document: Any, *, origin: str) -> None:
             f"version {__version__} reads format {SAVED_PLAN_FORMAT}). Upgrade reconciler, "
             "or make the plan again with this version."
         )
-    if isinstance(version, int) and not isinstance(version, bool) and version < SAVED_PLAN_FORMAT:
+    if isinstance(version, int) and not isinstance(version, bool) and version < UNTARGETED_FORMAT:
         raise SavedPlanError(
             f"{origin} was saved by an older reconciler (saved-plan format {version}), which "
             f"this version cannot prove against the account. {again}"
         )
     problem = None
-    if version != SAVED_PLAN_FORMAT:
+    if version not in (UNTARGETED_FORMAT, SAVED_PLAN_FORMAT):
         problem = f"unknown saved-plan format {version!r}"
     elif document.get("format_version") != FORMAT_VERSION:
         problem = f"unknown plan format {document.get('format_version')!r}"
@@ -281,6 +300,8 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
     again = f"Run `reconciler plan --out {origin}` again."
     _check_envelope(document, origin=origin)
     try:
+        targeted = document.get("saved_plan_format") == SAVED_PLAN_FORMAT
+        targets = _targets(document, targeted=targeted)
         changes = _get(document, "changes", list)
         if not all(isinstance(change, dict) for change in changes):
             raise _Invalid("'changes' holds something other than objects")
@@ -303,6 +324,7 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
                 account=account,
             ),
             created_at=_get(document, "created_at", str),
+            targets=targets,
         )
     except _Invalid as problem:
         raise SavedPlanError(f"{origin} is damaged ({problem}). {again}") from None

@@ -18,6 +18,7 @@ from reconciler.render import (
     no_changes_detail,
     rewritten_labels,
     shown_changes,
+    targets_line,
 )
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -124,6 +125,9 @@ def render_markdown(plan: Plan, *, title: str = "### reconciler plan", budget: i
     fields_budget = min(FIELDS_TO_CREATE_BUDGET, budget // 30)
     summary_rows = min(MAX_FIELD_SUMMARY_ROWS, budget // 1500)
     head = f"{title}\n\n"
+    header = targets_line(plan)
+    if header is not None:
+        head += f"**{_md(header, limit=notices_budget)}**\n\n"
     if not plan.has_changes:
         head += f"**No changes.** {no_changes_detail(plan)}\n\n"
     else:

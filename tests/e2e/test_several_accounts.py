@@ -424,3 +424,27 @@ def test_the_job_summary_has_each_account(
     assert text.index("### reconciler apply: account `us`") < text.index(
         "### reconciler apply: account `uk`"
     )
+
+
+def test_a_target_names_one_accounts_contacts(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
+    declare(project, "uk", {"phone": SHARED_PHONE}, {"phone": "442079460958"})
+
+    assert main(["plan", "--target", SHARED_PHONE]) == 1
+    assert capsys.readouterr().err == (
+        "Error: --target applies to one account, and 2 are selected: choose one with "
+        "--account NAME\n"
+    )
+    assert sandbox.stats()["by_route"] == {} and uk.stats()["by_route"] == {}
+
+    assert main(["plan", "--account", "uk", "--target", SHARED_PHONE, "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["targets"] == [SHARED_PHONE]
+    assert [(c["account"], c["phone"]) for c in document["changes"]] == [("uk", SHARED_PHONE)]
+
+    assert main(["apply", "--account", "uk", "--target", SHARED_PHONE, "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert set(by_phone(uk)) == {SHARED_PHONE}
+    assert by_phone(sandbox) == {}
