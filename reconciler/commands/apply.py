@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.commands.accounts import check_targets_of_one_account
+from reconciler.commands.apply_accounts import accounts_planned, apply_accounts, single_plan
 from reconciler.commands.context import (
     Inputs,
     Settings,
     cache_directory,
-    check_targets_of_one_account,
     fetch_live_state,
     journal_file,
     load_account_inputs,
@@ -46,13 +47,10 @@ from reconciler.commands.environment import Environment
 from reconciler.core.errors import (
     EXIT_ERROR,
     EXIT_OK,
-    EXIT_REFUSED,
     ApplyInterruptedError,
     PruneMismatchError,
-    ReconcilerError,
     StalePlanError,
     TargetError,
-    worst_exit_code,
 )
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField
@@ -72,7 +70,6 @@ from reconciler.files.saved_plans import (
 )
 from reconciler.live.snapshot import Refresh
 from reconciler.render import RenderOptions, render_plan
-from reconciler.render.accounts import account_heading
 from reconciler.report.console import Console, confirm
 from reconciler.report.github import STEP_SUMMARY_VARIABLE, append_step_summary
 
@@ -237,100 +234,16 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
     file = request.plan_file
     saved = read_saved_plans(_absolute(file, env.cwd)) if file is not None else {}
     if len(selected) == 1 and selected[0].settings.account is None:
-        return _apply_account(request, env, started_at, selected[0], _single_plan(file, saved))
+        return _apply_account(request, env, started_at, selected[0], single_plan(file, saved))
     if file is not None:
-        selected = _accounts_planned(request, file, saved, selected)
+        selected = accounts_planned(file, saved, selected, named=request.accounts)
     check_targets_of_one_account(request.targets, selected)
-    return _apply_accounts(request, env, started_at, selected, saved)
-
-
-def _single_plan(file: Path | None, saved: Mapping[str | None, SavedPlan]) -> SavedPlan | None:
-    """The saved plan of a repository with one account; a file of several accounts' plans
-    was made for another repository."""
-    if file is None:
-        return None
-    if len(saved) == 1:
-        # A plan made for one account of several is refused by its proof (another account).
-        return next(iter(saved.values()))
-    raise StalePlanError(
-        f"{file} holds the plans of several accounts ({', '.join(map(str, saved))}), and this "
-        "configuration has no accounts, so nothing was written. Make a new plan "
-        "(`reconciler plan --out FILE`), review it, and apply that."
+    return apply_accounts(
+        selected,
+        saved,
+        env.console,
+        lambda inputs, plan: _apply_account(request, env, started_at, inputs, plan),
     )
-
-
-def _accounts_planned(
-    request: ApplyRequest,
-    file: Path,
-    saved: Mapping[str | None, SavedPlan],
-    selected: Sequence[Inputs],
-) -> tuple[Inputs, ...]:
-    """The accounts a saved plan file is applied to: those it holds a plan for (or those of
-    them that --account names). Any doubt about which plan is for which account, nothing is
-    written."""
-    again = "Make a new plan (`reconciler plan --out FILE`), review it, and apply that."
-    configured = {str(inputs.settings.account) for inputs in selected}
-    planned = [name for name in saved if name is not None]
-    if None in saved:
-        raise StalePlanError(
-            f"{file} was made for a repository without accounts, so nothing was written. {again}"
-        )
-    if request.accounts:
-        missing = [name for name in request.accounts if name not in planned]
-        if missing:
-            raise StalePlanError(
-                f'{file} holds no plan for account "{missing[0]}" (it holds {", ".join(planned)}), '
-                f"so nothing was written. {again}"
-            )
-    else:
-        unknown = [name for name in planned if name not in configured]
-        if unknown:
-            raise StalePlanError(
-                f'{file} holds a plan for account "{unknown[0]}", which is not configured, so '
-                f"nothing was written. {again}"
-            )
-    return tuple(inputs for inputs in selected if inputs.settings.account in planned)
-
-
-def _apply_accounts(
-    request: ApplyRequest,
-    env: Environment,
-    started_at: datetime,
-    selected: Sequence[Inputs],
-    saved: Mapping[str | None, SavedPlan],
-) -> int:
-    """Each selected account in turn, each with its own plan (proven against its own saved
-    plan, with a file), caps, backups and journal lines. One account's failure (refused
-    credentials, a server fault, a guard) is reported and the next account is still
-    applied; the exit code is the worst of them."""
-    console = env.console
-    outcomes: list[tuple[str, int]] = []
-    for inputs in selected:
-        name = str(inputs.settings.account)
-        console.out(f"{account_heading(name)}\n")
-        try:
-            code = _apply_account(request, env, started_at, inputs, saved.get(name))
-        except ApplyInterruptedError:
-            # Ctrl-C stops the run: the accounts after this one are not started.
-            done = ", ".join(f"{account} {_outcome(code)}" for account, code in outcomes)
-            console.out(f"Accounts: {done + ', ' if done else ''}{name} interrupted.\n")
-            raise
-        except ReconcilerError as error:
-            console.err(f"Error: account {name}: {error}\n")
-            code = error.exit_code
-        outcomes.append((name, code))
-        console.out("\n")
-    results = ", ".join(f"{name} {_outcome(code)}" for name, code in outcomes)
-    console.out(f"Accounts: {results}.\n")
-    return worst_exit_code(code for _, code in outcomes)
-
-
-def _outcome(code: int) -> str:
-    if code == EXIT_OK:
-        return "applied"
-    if code == EXIT_REFUSED:
-        return f"refused (exit {code})"
-    return f"failed (exit {code})"
 
 
 def _apply_account(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from reconciler.commands.accounts import select_accounts, the_one_account
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError, TargetError
 from reconciler.core.masking import contact_names
@@ -23,7 +24,7 @@ from reconciler.core.plan import Notice, Plan
 from reconciler.core.redaction import DEFAULT_CREDENTIALS_PREFIX, credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
 from reconciler.core.targets import Targets, targeted_plan
-from reconciler.desired.config import Account, Config, load_config
+from reconciler.desired.config import Config, load_config
 from reconciler.desired.loader import DesiredState, load_desired_state
 from reconciler.desired.targets import read_targets
 from reconciler.execute.journal import JOURNAL_FILE, seen_rewrites
@@ -44,11 +45,6 @@ CACHE_DIRECTORY = Path(".reconciler") / "cache"
 
 class InsecureUrlError(ReconcilerError):
     """A plain-http API URL for a host that is not this machine."""
-
-
-class AccountSelectionError(ReconcilerError):
-    """``--account`` names no configured account, or a flag that sets one account's
-    settings is given for several."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,64 +102,6 @@ def resolve_settings(
         api_url=url,
         cwd=cwd,
     )
-
-
-def select_accounts(
-    settings: Settings,
-    names: Sequence[str],
-    *,
-    contacts_dir: Path | None,
-    api_url: str | None,
-    environ: Mapping[str, str],
-) -> tuple[Settings, ...]:
-    """The settings of each account ``names`` selects (every configured one when empty, in
-    the configuration's order), or ``settings`` alone without ``accounts:``. An account's API
-    URL: ``--api-url``, else ``<PREFIX>_API_URL``, else its ``api.url``."""
-    config = settings.config
-    if not config.accounts:
-        if names:
-            raise AccountSelectionError(
-                "--account selects one of several accounts, and this configuration has none: "
-                'declare them under "accounts:" in reconciler.yaml, or leave --account out'
-            )
-        return (settings,)
-    known = [account.name for account in config.accounts]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise AccountSelectionError(
-            f'no account named "{unknown[0]}"; the configured accounts are: {", ".join(known)}'
-        )
-    chosen = [account for account in config.accounts if not names or account.name in names]
-    if len(chosen) > 1 and (contacts_dir is not None or api_url is not None):
-        flag = "--contacts" if contacts_dir is not None else "--api-url"
-        raise AccountSelectionError(
-            f"{flag} sets one account's settings, and {len(chosen)} accounts are selected: "
-            "choose one with --account NAME"
-        )
-    return tuple(
-        _account_settings(account, settings.cwd, contacts_dir, api_url, environ)
-        for account in chosen
-    )
-
-
-def _account_settings(
-    account: Account,
-    cwd: Path,
-    contacts_dir: Path | None,
-    api_url: str | None,
-    environ: Mapping[str, str],
-) -> Settings:
-    chosen_dir = contacts_dir if contacts_dir is not None else account.config.contacts
-    settings = Settings(
-        config=account.config,
-        contacts_dir=chosen_dir if chosen_dir.is_absolute() else cwd / chosen_dir,
-        api_url=account.config.api.url,
-        cwd=cwd,
-        account=account.name,
-        credentials_env=account.credentials_env,
-    )
-    url = api_url or environ.get(settings.url_variable, "").strip() or account.config.api.url
-    return replace(settings, api_url=url)
 
 
 def _is_loopback(host: str) -> bool:
@@ -302,16 +240,6 @@ def resolve_targets(
     )
 
 
-def check_targets_of_one_account(targets: Sequence[str], selected: Sequence[Inputs]) -> None:
-    """``--target`` names contacts of one account's files or phones: with several accounts
-    selected, which account it means is a doubt, so it is refused before any request."""
-    if targets and len(selected) > 1:
-        raise AccountSelectionError(
-            f"--target applies to one account, and {len(selected)} are selected: "
-            "choose one with --account NAME"
-        )
-
-
 def _targeted(
     plan: Plan, targets: Targets, desired: DesiredState, live: LiveState, settings: DiffSettings
 ) -> Plan:
@@ -361,13 +289,7 @@ def open_settings(
         mask_pii=mask_pii,
         accounts=accounts,
     )
-    if len(selected) != 1:
-        known = ", ".join(str(settings.account) for settings in selected)
-        raise AccountSelectionError(
-            f"this command works on one account at a time, and {len(selected)} are "
-            f"selected ({known}): choose one with --account NAME"
-        )
-    return selected[0]
+    return the_one_account(selected)
 
 
 def open_account_settings(
@@ -425,36 +347,6 @@ class Inputs:
     def masks(self, *, mask_pii: bool) -> bool:
         """Whether this run masks personal data: the flag, or the configuration."""
         return mask_pii or self.settings.config.output.mask_pii
-
-
-def load_inputs(
-    env: Environment,
-    *,
-    config_file: Path | None,
-    contacts_dir: Path | None,
-    api_url: str | None,
-    mask_pii: bool,
-    accounts: Sequence[str] = (),
-) -> Inputs | None:
-    """Settings and desired state of the one account, or ``None`` once every problem of an
-    invalid desired state has been reported on stderr: nothing is planned and no request is
-    made."""
-    selected = load_account_inputs(
-        env,
-        config_file=config_file,
-        contacts_dir=contacts_dir,
-        api_url=api_url,
-        mask_pii=mask_pii,
-        accounts=accounts,
-    )
-    if selected is None:
-        return None
-    if len(selected) != 1:
-        raise AccountSelectionError(
-            f"this command works on one account, and {len(selected)} are configured: "
-            "choose one with --account NAME"
-        )
-    return selected[0]
 
 
 def load_account_inputs(

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.commands.accounts import check_targets_of_one_account
 from reconciler.commands.context import (
     Inputs,
     cache_directory,
-    check_targets_of_one_account,
     fetch_live_state,
     journal_file,
     load_account_inputs,
