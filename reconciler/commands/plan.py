@@ -23,6 +23,7 @@ from reconciler.commands.context import (
     resolve_targets,
 )
 from reconciler.commands.environment import Environment
+from reconciler.core.accounts import AccountPlan
 from reconciler.core.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -31,7 +32,7 @@ from reconciler.core.errors import (
     worst_exit_code,
 )
 from reconciler.core.masking import contact_names
-from reconciler.core.plan import AccountPlan, Plan
+from reconciler.core.plan import Plan
 from reconciler.files.saved_plans import (
     current_provenance,
     write_saved_plan,

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import __version__
+from reconciler.core.accounts import accounts_json_dict
 from reconciler.core.errors import SavedPlanError
 from reconciler.core.masking import mask_phone
 from reconciler.core.model import DesiredContact
-from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Plan, accounts_json_dict
+from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Plan
 
 # 3: a targeted plan, with the targets it is derived again with. A plan of everything is
 # still written as format 2, which every version since reads.

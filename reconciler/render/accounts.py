@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from reconciler.core.accounts import AccountPlan, accounts_json_dict, total_summary
 from reconciler.core.masking import mask_plan
-from reconciler.core.plan import AccountPlan, accounts_json_dict, total_summary
 from reconciler.render import FORMATS, Rendered, RenderOptions
 from reconciler.render.markdown import BUDGET, GITHUB_COMMENT_LIMIT, render_markdown
 from reconciler.render.text import render_text, render_text_notices
