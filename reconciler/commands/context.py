@@ -303,22 +303,6 @@ def open_account_settings(
 ) -> tuple[Settings, ...]:
     """The settings of each account a run works on, with the output filter armed first and
     masking turned on as soon as the configuration asks for it (``output.mask_pii``)."""
-    settings = _open_configuration(
-        env, config_file=config_file, contacts_dir=contacts_dir, api_url=api_url, mask_pii=mask_pii
-    )
-    return select_accounts(
-        settings, accounts, contacts_dir=contacts_dir, api_url=api_url, environ=env.environ
-    )
-
-
-def _open_configuration(
-    env: Environment,
-    *,
-    config_file: Path | None,
-    contacts_dir: Path | None,
-    api_url: str | None,
-    mask_pii: bool,
-) -> Settings:
     arm_output_filter(env, mask_pii=mask_pii)
     settings = resolve_settings(
         config_file=config_file,
@@ -327,14 +311,16 @@ def _open_configuration(
         environ=env.environ,
         cwd=env.cwd,
     )
-    accounts = settings.config.accounts
+    configured = settings.config.accounts
     # Every account's credentials are kept out of the output, whichever accounts run.
     env.console.screen.add_secrets(
-        credential_values_in(env.environ, [account.credentials_env for account in accounts])
+        credential_values_in(env.environ, [account.credentials_env for account in configured])
     )
-    if settings.config.output.mask_pii or any(a.config.output.mask_pii for a in accounts):
+    if settings.config.output.mask_pii or any(a.config.output.mask_pii for a in configured):
         env.console.screen.mask_personal_data()
-    return settings
+    return select_accounts(
+        settings, accounts, contacts_dir=contacts_dir, api_url=api_url, environ=env.environ
+    )
 
 
 @dataclass(frozen=True, slots=True)
