@@ -99,3 +99,18 @@ def the_one_account(selected: Sequence[Settings]) -> Settings:
             f"selected ({known}): choose one with --account NAME"
         )
     return selected[0]
+
+
+def backed_up_in(selected: Sequence[Settings], backup: Path) -> tuple[Settings, ...]:
+    """The accounts whose prune backup directory holds ``backup`` (an absolute path): where
+    the backup was written, and so the account it came from."""
+    folder = backup.resolve().parent
+    return tuple(
+        settings
+        for settings in selected
+        if _absolute(settings.config.prune.backup_dir, settings.cwd).resolve() == folder
+    )
+
+
+def _absolute(path: Path, cwd: Path) -> Path:
+    return path if path.is_absolute() else cwd / path

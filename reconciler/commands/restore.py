@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.commands.accounts import backed_up_in, the_one_account
 from reconciler.commands.apply import report_failures
-from reconciler.commands.context import arm_output_filter, locked, open_settings
+from reconciler.commands.context import arm_output_filter, locked, open_account_settings
 from reconciler.commands.environment import Environment
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, BackupError
@@ -99,14 +100,17 @@ def _restore_locked(request: RestoreRequest, env: Environment, started_at: datet
         console.out(f"{request.backup_file} holds no contacts; nothing to restore.\n")
         return EXIT_OK
     marker = _marker_of(records, request.backup_file)
-    settings = open_settings(
+    selected = open_account_settings(
         env,
         config_file=request.config_file,
         api_url=request.api_url,
         mask_pii=request.mask_pii,
         accounts=request.accounts,
     )
-    mask = request.mask_pii or settings.config.output.mask_pii
+    # Without --account, a backup under one account's backup directory goes back there.
+    settings = the_one_account(backed_up_in(selected, path) if len(selected) > 1 else selected)
+    # Masking asked for by any account of the configuration masks all of it.
+    mask = request.mask_pii or settings.config.output.mask_pii or console.screen.masking
     console.screen.add_names(contact_names(record.contact for record in records))
     shown_path = str(request.backup_file)
     declared = {record.contact.phone: _declared(record, shown_path) for record in records}

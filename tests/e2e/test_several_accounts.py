@@ -192,10 +192,16 @@ def test_prune_caps_and_backups_are_per_account_and_the_exit_code_is_the_worst(
     deletes = [line for line in journal_lines(project) if line["action"] == "delete"]
     assert {(line["account"], line["result"]) for line in deletes} == {("us", "applied")}
 
-    # A backup goes back into the account it came from, named: restore needs one account.
-    assert main(["restore", str(backup), "--auto-approve"]) == 1
+    # A backup goes back into one account: the one --account names, or the one whose
+    # backup directory holds it; elsewhere, restore does not guess.
+    moved = project / backup.name
+    moved.write_bytes(backup.read_bytes())
+    assert main(["restore", str(moved), "--auto-approve"]) == 1
     assert "choose one with --account NAME" in capsys.readouterr().err
-    assert main(["restore", str(backup), "--auto-approve", "--account", "us"]) == 0
+    assert main(["restore", str(moved), "--auto-approve", "--account", "uk"]) == 0
+    capsys.readouterr()
+    assert set(by_phone(uk)) == {"15105550011", "15105550012"}  # exist there: skipped
+    assert main(["restore", str(backup.relative_to(project)), "--auto-approve"]) == 0
     assert set(by_phone(sandbox)) == {SHARED_PHONE, "15105550011", "15105550012"}
     restores = [line for line in journal_lines(project) if line["command"] == "restore"]
     assert {line["account"] for line in restores} == {"us"}
