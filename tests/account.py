@@ -97,9 +97,13 @@ def forge_snapshot(path: Path, edit: Callable[[dict[str, list[Any]]], None]) -> 
     match, so only the tool's other proofs can tell."""
     header_line, *lines = path.read_text(encoding="utf-8").splitlines()
     columns = dict(zip(SNAPSHOT_COLUMNS, (json.loads(line) for line in lines), strict=False))
+    # The custom column holds each distinct set of values once, then each contact's index.
+    shared, rows = columns["custom"]
+    columns["custom"] = [shared[row] for row in rows]
     edit(columns)
     header = json.loads(header_line)
     header["contacts"] = len(columns["id"])
+    columns["custom"] = [columns["custom"], list(range(len(columns["custom"])))]
     body = "".join(json.dumps(columns[name]) + "\n" for name in SNAPSHOT_COLUMNS)
     trailer = json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()})
     path.write_text(f"{json.dumps(header)}\n{body}{trailer}\n", encoding="utf-8")

@@ -198,40 +198,69 @@ def _types(values: Iterable[object]) -> set[type]:
 def _contacts(columns: list[list[Any]], count: object) -> list[LiveContact] | None:
     """The contacts the columns hold, when each holds ``count`` values of the types a parsed
     listing gives ``LiveContact`` (checked a column at a time, not a record at a time)."""
-    ids, uuids, phones, first, last, display, email, opted, custom, rev, updated, tags = columns
-    if type(count) is not int or any(len(column) != count for column in columns):
+    ids, uuids, phones, first, last, display, email, opted, shared, rev, updated, tags = columns
+    custom = _custom_column(shared)
+    if custom is None or type(count) is not int:
         return None
-    checks = (
-        _types(ids) <= {int} and _types(rev) <= {int} and _types(opted) <= {bool},
-        _types(uuids) <= _TEXT and all(map(str.strip, uuids)),
-        _types(phones) <= _TEXT and all(map(str.strip, phones)),
-        all(_types(column) <= _OPTIONAL_TEXT for column in (first, last, display, email)),
-        _types(custom) <= {dict},
-        _types(itertools.chain.from_iterable(map(dict.values, custom))) <= _CUSTOM_VALUE,
-        _types(updated) <= _TEXT and all(map(_CANONICAL_UPDATED.fullmatch, updated)),
-        _types(tags) <= {list},
-        _types(itertools.chain.from_iterable(tags)) <= _TEXT,
-    )
-    if not all(checks) or len(set(ids)) != count:
+    columns = [*columns[:8], custom, *columns[9:]]
+    if any(len(column) != count for column in columns):
         return None
-    return list(
-        map(
-            LiveContact,
-            *columns[:11],
-            itertools.repeat(_NO_RAW),
-            map(tuple, tags),
-        )
-    )
+    if not (
+        _types(ids) <= {int}
+        and len(set(ids)) == count
+        and _types(rev) <= {int}
+        and _types(opted) <= {bool}
+        and _types(uuids) <= _TEXT
+        and all(map(str.strip, uuids))
+        and _types(phones) <= _TEXT
+        and all(map(str.strip, phones))
+        and all(_types(column) <= _OPTIONAL_TEXT for column in (first, last, display, email))
+        and _types(updated) <= _TEXT
+        and all(map(_CANONICAL_UPDATED.fullmatch, updated))
+        and _types(tags) <= {list}
+        and _types(itertools.chain.from_iterable(tags)) <= _TEXT
+    ):
+        return None
+    return list(map(LiveContact, *columns[:11], itertools.repeat(_NO_RAW), map(tuple, tags)))
+
+
+def _custom_column(shared: list[Any]) -> list[dict[str, Any]] | None:
+    """The custom values of each contact: the column holds each distinct set of values once,
+    then each contact's index into them (an account has few distinct sets: contacts share
+    one dict each, as they are never changed)."""
+    if len(shared) != 2 or type(shared[0]) is not list or type(shared[1]) is not list:
+        return None
+    values, rows = shared
+    if not (
+        _types(values) <= {dict}
+        and _types(itertools.chain.from_iterable(map(dict.values, values))) <= _CUSTOM_VALUE
+        and _types(rows) <= {int}
+        and (not rows or (min(rows) >= 0 and max(rows) < len(values)))
+    ):
+        return None
+    return list(map(values.__getitem__, rows))
+
+
+def _custom_line(contacts: Sequence[LiveContact]) -> list[Any]:
+    index: dict[str, int] = {}
+    values: list[dict[str, Any]] = []
+    rows: list[int] = []
+    for contact in contacts:
+        # By repr, not by value: 1, 1.0 and True are equal, but not the same custom value.
+        key = repr(tuple(contact.custom.items()))
+        row = index.get(key)
+        if row is None:
+            row = index[key] = len(values)
+            values.append(dict(contact.custom))
+        rows.append(row)
+    return [values, rows]
 
 
 def _column_lines(contacts: Sequence[LiveContact]) -> Iterator[str]:
     """One line a column; made one at a time, so at most one column's text is in memory."""
     for name in _COLUMNS:
         if name == "custom":
-            values: list[Any] = [
-                contact.custom if type(contact.custom) is dict else dict(contact.custom)
-                for contact in contacts
-            ]
+            values: list[Any] = _custom_line(contacts)
         elif name == "tags":
             values = [list(contact.tags) for contact in contacts]
         else:

@@ -4,6 +4,7 @@ is listed again in full."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from reconciler.commands.context import fetch_live_state
 from reconciler.core.model import LiveContact
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import LiveListing, read_live_state, snapshot_path
-from tests.account import forge_snapshot
+from tests.account import SNAPSHOT_COLUMNS, forge_snapshot
 from tests.sandbox_handle import SandboxHandle
 
 LIST_ROUTE = "POST /v2/contacts/list"
@@ -228,6 +229,25 @@ def test_a_forged_snapshot_of_the_wrong_shape_means_a_full_listing(
     seeded(sandbox, 4, updated="2024-01-01T00:00:00Z")
     refresh(client, tmp_path, sandbox)
     forge_snapshot(snapshot_path(tmp_path, client.base_url), edit)
+    assert refresh(client, tmp_path, sandbox).how == "full"
+
+
+@pytest.mark.parametrize("row", [-1, 1, "0"], ids=["negative", "past-the-end", "not-integer"])
+def test_a_forged_custom_value_index_means_a_full_listing(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path, row: Any
+) -> None:
+    """Contacts with the same custom values share one entry; an index to none is a miss."""
+    seeded(sandbox, 3, updated="2024-01-01T00:00:00Z")
+    refresh(client, tmp_path, sandbox)
+    path = snapshot_path(tmp_path, client.base_url)
+    header, *columns, _ = path.read_text(encoding="utf-8").splitlines()
+    custom = SNAPSHOT_COLUMNS.index("custom")
+    shared, rows = json.loads(columns[custom])
+    assert (len(shared), rows) == (1, [0, 0, 0])
+    columns[custom] = json.dumps([shared, [0, row, 0]])
+    body = "".join(column + "\n" for column in columns)
+    trailer = json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()})
+    path.write_text(f"{header}\n{body}{trailer}\n", encoding="utf-8")
     assert refresh(client, tmp_path, sandbox).how == "full"
 
 
