@@ -152,27 +152,38 @@ class Run(NamedTuple):
     requests: dict[str, int]
 
 
+# Started between this process and the command: a child of this (large) process inherits its
+# peak RSS as a floor (Linux keeps it across exec), which would hide the command's own. The
+# launcher is small, so a child it forks starts from its few MB; it reports the command's
+# peak RSS (the largest of it and its parse workers, in KB) on stdout.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.execv(sys.executable, [sys.executable, "-m", "reconciler", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss, flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_cli(args: list[str], root: Path, env: dict[str, str]) -> tuple[int, float, int]:
     """Exit code, wall seconds and peak RSS in MB (the process or its largest worker)."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args],
+    process = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *args],
         cwd=root,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        check=False,
     )
-    # Read stderr while the process runs: one that writes more than a pipe holds would
-    # otherwise wait for a reader forever.
-    assert process.stderr is not None
-    errors = process.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    process.stderr.close()
     if process.returncode not in (0, 2):
+        errors = process.stderr.decode(errors="replace")
         raise SystemExit(f"reconciler {' '.join(args)} failed:\n{errors}")
-    return process.returncode, elapsed, usage.ru_maxrss // 1024
+    return process.returncode, elapsed, int(process.stdout.split()[-1]) // 1024
 
 
 def counted_run(control: httpx.Client, args: list[str], root: Path, env: dict[str, str]) -> Run:
