@@ -176,7 +176,8 @@ class _Differ:
             or type(live_value) is not type(value)
         }
         custom: dict[str, FieldChange] = {}
-        for title, wanted_text in sorted(self.declared_custom(desired, differing).items()):
+        declared = self.declared_custom(desired, differing) if differing else {}
+        for title, wanted_text in sorted(declared.items()):
             field_id = self.field_ids.get(title)
             live_value = live.custom.get(field_id) if field_id is not None else None
             # Declared text is already normalised, so a live value equal to it is too.
