@@ -34,7 +34,6 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, BinaryIO, Literal, NamedTuple
 
 from reconciler.core.errors import BadResponseError
@@ -69,7 +68,6 @@ _OPTIONAL_TEXT = frozenset({str, type(None)})
 _CUSTOM_VALUE = frozenset({str, int, float, bool, type(None)})
 # ``updated`` as ``parse.canonical_timestamp`` writes it (``utc_text``).
 _CANONICAL_UPDATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
-_NO_RAW: MappingProxyType[str, Any] = MappingProxyType({})
 
 
 class LiveListing(NamedTuple):
@@ -221,7 +219,9 @@ def _contacts(columns: list[list[Any]], count: object) -> list[LiveContact] | No
         and _types(itertools.chain.from_iterable(tags)) <= _TEXT
     ):
         return None
-    return list(map(LiveContact, *columns[:11], itertools.repeat(_NO_RAW), map(tuple, tags)))
+    by_field = dict(zip(_COLUMNS, columns, strict=True))
+    by_field["tags"] = list(map(tuple, tags))
+    return LiveContact.from_columns(by_field, count)
 
 
 def _custom_column(shared: list[Any]) -> list[dict[str, Any]] | None:

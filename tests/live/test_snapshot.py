@@ -122,6 +122,37 @@ def test_incremental_read_costs_the_changes_not_the_account(
     assert used[COUNT_ROUTE] == 1
 
 
+def test_contacts_read_from_the_snapshot_equal_those_listed(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    """Every field survives the snapshot: names, email, opt-out, custom values of each
+    type, tags, rev and updated (including a fraction of a second)."""
+    ids = sandbox.create_fields(["Tier", "Seats", "Active", "Ratio"])
+    sandbox.seed(
+        [
+            {
+                "phone": f"1510555{n:04d}",
+                "first": f"First{n}",
+                "last": None if n % 2 else "Last",
+                "display_name": "Ünïcode ✓",
+                "email": f"user{n}@example.com",
+                "is_opted_out": n == 1,
+                "custom": {ids["Tier"]: "gold", ids["Seats"]: n, ids["Active"]: n % 2 == 0}
+                | ({ids["Ratio"]: 0.5} if n == 2 else {}),
+                "tags": ["VIP", "Wholesale"] if n == 0 else [],
+                "updated": f"2024-01-01T00:00:0{n}.250000Z" if n == 3 else "2024-01-01T00:00:00Z",
+            }
+            for n in range(5)
+        ]
+    )
+    listed = read_live_state(client, tmp_path, "auto")
+    again = read_live_state(client, tmp_path, "auto")
+    assert (listed.how, again.how) == ("full", "incremental")
+    by_id = sorted(listed.contacts, key=lambda contact: contact.id)
+    assert sorted(again.contacts, key=lambda contact: contact.id) == by_id
+    assert {contact.tags for contact in again.contacts} == {("VIP", "Wholesale"), ()}
+
+
 def test_a_delete_and_a_create_between_two_reads_are_both_seen(
     sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
 ) -> None:
