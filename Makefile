@@ -39,7 +39,7 @@ unit: $(BIN)/.installed node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## bench: plan and apply on a 100k-contact account, then validate and plan 1M contacts,
-## against local sandboxes (about 5 minutes on 2 cores)
+## against local sandboxes (about 4 minutes on 2 cores)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/plan_at_scale.py --contacts 100000 --million
 
