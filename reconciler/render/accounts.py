@@ -33,6 +33,10 @@ def render_account_plans(
         return Rendered(_markdown(shown))
     if output_format == "json":
         document = accounts_json_dict(shown)
+        for entry, (_, plan) in zip(document["accounts"], shown, strict=True):
+            if plan.live_read is not None:
+                # As for one account: beside the plan, not in what a saved plan proves.
+                entry["live"] = plan.live_read.to_json_dict()
         return Rendered(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     raise ValueError(f"unknown plan format {output_format!r}; expected one of {FORMATS}")
 

@@ -132,6 +132,8 @@ def render_markdown(plan: Plan, *, title: str = "### reconciler plan", budget: i
         head += f"**No changes.** {no_changes_detail(plan)}\n\n"
     else:
         head += f"**{summary}**\n\n" + _summary_table(plan)
+    if plan.live_read is not None:
+        head += f"{plan.live_read}\n\n"
     head += _fields_to_create(plan.fields_to_create, fields_budget)
     head += _notice_list("Errors", plan.errors, notices_budget)
     head += _notice_list("Warnings", plan.warnings, notices_budget)

@@ -454,3 +454,18 @@ def test_a_target_names_one_accounts_contacts(
     capsys.readouterr()
     assert set(by_phone(uk)) == {SHARED_PHONE}
     assert by_phone(sandbox) == {}
+
+
+def test_each_account_says_how_its_live_state_was_read(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": SHARED_PHONE})
+    assert main(["plan", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [sorted(account["live"]) for account in document["accounts"]] == [
+        ["read", "requests"],
+        ["read", "requests"],
+    ]
+    assert main(["plan"]) == 0
+    assert capsys.readouterr().out.count("Live state read") == 2
