@@ -64,6 +64,17 @@ def mask_pii_option(function: F) -> F:
     )(function)
 
 
+def result_format_option(function: F) -> F:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: the plan and progress on stderr, one result document on stdout.",
+    )(function)
+
+
 def refresh_option(function: F) -> F:
     return click.option(
         "--refresh",

@@ -24,7 +24,7 @@ Ctrl-C during the writes stops after the batch in flight, with the journal writt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from reconciler.commands.context import (
     render_options,
 )
 from reconciler.commands.environment import Environment
+from reconciler.commands.run_result import result_document
 from reconciler.core.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -87,6 +88,8 @@ class ApplyRequest:
     lock_timeout: float = DEFAULT_WAIT_SECONDS
     # "full" lists the whole account instead of what changed since the last snapshot.
     refresh: Refresh = "auto"
+    # "json": the plan and progress on stderr, one result document on stdout.
+    output_format: str = "text"
 
 
 def _check_prune_intent(request: ApplyRequest, saved: SavedPlan) -> None:
@@ -189,11 +192,19 @@ def report_failures(tally: Tally, console: Console, *, mask: bool) -> None:
 
 def run(request: ApplyRequest, env: Environment) -> int:
     """One ``apply`` run; returns the exit code (guards and errors raise)."""
+    document: Callable[[str], None] | None = None
+    if request.output_format == "json":
+        document, env = env.console.out, replace(env, console=env.console.for_people_on_stderr())
     with locked(env, command="apply", wait_seconds=request.lock_timeout):
-        return _apply_locked(request, env, env.now())
+        return _apply_locked(request, env, env.now(), document)
 
 
-def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime) -> int:
+def _apply_locked(
+    request: ApplyRequest,
+    env: Environment,
+    started_at: datetime,
+    document: Callable[[str], None] | None,
+) -> int:
     console, cwd = env.console, env.cwd
     inputs = load_inputs(
         env,
@@ -201,6 +212,7 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
         contacts_dir=request.contacts_dir,
         api_url=request.api_url,
         mask_pii=request.mask_pii,
+        document=document is not None,
     )
     if inputs is None:
         return EXIT_ERROR
@@ -244,7 +256,26 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
             )
 
         _show_plan(plan, console, options)
+
+        def publish(tally: Tally) -> None:
+            if document is not None:
+                document(
+                    result_document(
+                        "apply",
+                        tally,
+                        mask=mask,
+                        cwd=cwd,
+                        journal=cwd / JOURNAL_FILE,
+                        backup=tally.backup,
+                        saved_plan=None if request.plan_file is None else str(request.plan_file),
+                        prune=request.prune,
+                        plan=plan.summary.to_json_dict(),
+                        plan_errors=len(plan.errors),
+                    )
+                )
+
         if not plan.has_changes:
+            publish(Tally())
             return EXIT_ERROR if plan.has_errors else EXIT_OK
         if saved is None:
             confirm(console, auto_approve=request.auto_approve)
@@ -270,6 +301,7 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
     warning = _step_summary(tally, env.environ, console.screen, mask=mask, verb="Apply")
     if warning:
         console.err(warning)
+    publish(tally)
     return EXIT_ERROR if tally.failures or plan.has_errors else EXIT_OK
 
 

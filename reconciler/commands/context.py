@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from reconciler.core.diff import DiffSettings, diff
-from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
+from reconciler.core.errors import (
+    DesiredStateError,
+    Problem,
+    ProblemsReportedError,
+    ReconcilerError,
+)
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact, SourceLocation
 from reconciler.core.plan import Notice, Plan
@@ -30,7 +35,12 @@ from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import Refresh, read_live_state
 from reconciler.render import RenderOptions
 from reconciler.report.console import wants_color
-from reconciler.report.github import NOTHING_PLANNED, problem_lines, problem_report
+from reconciler.report.github import (
+    NOTHING_PLANNED,
+    problem_count,
+    problem_lines,
+    problem_report,
+)
 
 if TYPE_CHECKING:
     from reconciler.commands.environment import Environment
@@ -259,9 +269,12 @@ def load_inputs(
     contacts_dir: Path | None,
     api_url: str | None,
     mask_pii: bool,
+    document: bool = False,
 ) -> Inputs | None:
     """Settings and desired state, or ``None`` once every problem of an invalid desired state
-    has been reported on stderr: nothing is planned and no request is made."""
+    has been reported on stderr: nothing is planned and no request is made. With
+    ``document`` (``--format json``) the error is raised instead, for the CLI to report as
+    the one JSON document on stdout, after the same report on stderr."""
     try:
         settings = open_settings(
             env,
@@ -275,6 +288,9 @@ def load_inputs(
         if not error.problems:
             raise
         env.console.err(problem_report(error.problems, NOTHING_PLANNED))
+        if document:
+            summary = f"{problem_count(error.problems)}; {NOTHING_PLANNED}"
+            raise ProblemsReportedError(error.problems, summary) from None
         return None
     env.console.screen.add_names(contact_names(desired.contacts))
     return Inputs(settings=settings, desired=desired)

@@ -71,6 +71,7 @@ def run(request: PlanRequest, env: Environment) -> int:
         contacts_dir=request.contacts_dir,
         api_url=request.api_url,
         mask_pii=request.mask_pii,
+        document=request.output_format == "json",
     )
     if inputs is None:
         return EXIT_ERROR

@@ -148,6 +148,7 @@ class Upserter:
                         sources[phone],
                         f"outcome still unknown after {MAX_RESOLVE_ROUNDS} re-reads; "
                         "run apply again",
+                        unknown=True,
                     )
                 return
             pending = self._resolve(phones, fields, intent, sources)
@@ -287,7 +288,7 @@ class Upserter:
             if phone not in self.desired:
                 reason = "outcome unknown and no declaration to compare with; run apply again"
                 entries.append(recorder.entry(action, phone, contact_id, "unresolved", reason))
-                recorder.fail(action, phone, sources[phone], reason)
+                recorder.fail(action, phone, sources[phone], reason, unknown=True)
             elif phone in troubled:
                 reason = troubled[phone]
                 entries.append(recorder.entry(action, phone, contact_id, "failed", reason))

@@ -75,11 +75,28 @@ class Console:
     stderr_is_tty: bool = False
     screen: OutputFilter = field(default_factory=OutputFilter)
     _progress_shown: bool = field(default=False, repr=False)
+    _unfiltered: tuple[Callable[[str], None], Callable[[str], None]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         write_out, write_err = self.out, self.err
+        self._unfiltered = (write_out, write_err)
         self.out = lambda text: write_out(self.screen(text))
         self.err = lambda text: write_err(self.screen(text))
+
+    def for_people_on_stderr(self) -> Console:
+        """This console with what it would print on stdout sent to stderr, for a run whose
+        stdout carries one document for a script (``--format json``). Same filter, same
+        questions; colour follows stderr."""
+        write_err = self._unfiltered[1]
+        return Console(
+            out=write_err,
+            err=write_err,
+            ask=self.ask,
+            stdin_is_tty=self.stdin_is_tty,
+            stdout_is_tty=self.stderr_is_tty,
+            stderr_is_tty=self.stderr_is_tty,
+            screen=self.screen,
+        )
 
     @classmethod
     def standard(cls, screen: OutputFilter | None = None) -> Console:
