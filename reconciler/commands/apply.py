@@ -32,6 +32,7 @@ from reconciler.commands.context import (
     Settings,
     cache_directory,
     fetch_live_state,
+    journal_file,
     load_inputs,
     locked,
     make_plan,
@@ -57,7 +58,6 @@ from reconciler.core.proof import (
 )
 from reconciler.execute import Executor, Tally
 from reconciler.execute.executor import executing
-from reconciler.execute.journal import JOURNAL_FILE
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.files.saved_plans import (
     current_provenance,
@@ -195,7 +195,9 @@ def run(request: ApplyRequest, env: Environment) -> int:
     document: Callable[[str], None] | None = None
     if request.output_format == "json":
         document, env = env.console.out, replace(env, console=env.console.for_people_on_stderr())
-    with locked(env, command="apply", wait_seconds=request.lock_timeout):
+    with locked(
+        env, command="apply", wait_seconds=request.lock_timeout, config_file=request.config_file
+    ):
         return _apply_locked(request, env, env.now(), document)
 
 
@@ -239,7 +241,7 @@ def _apply_locked(
             config,
             prune=request.prune,
             run_max_deletes=request.max_deletes,
-            journal=cwd / JOURNAL_FILE,
+            journal=journal_file(settings),
         ).plan
         fields: Sequence[CustomField] = live.fields
         if saved is not None:
@@ -265,7 +267,7 @@ def _apply_locked(
                         tally,
                         mask=mask,
                         cwd=cwd,
-                        journal=cwd / JOURNAL_FILE,
+                        journal=journal_file(settings),
                         backup=tally.backup,
                         saved_plan=None if request.plan_file is None else str(request.plan_file),
                         prune=request.prune,
@@ -289,6 +291,7 @@ def _apply_locked(
             desired={contact.phone: contact for contact in desired.contacts},
             settings=diff_settings,
             cwd=cwd,
+            journal_file=journal_file(settings),
         ) as executor:
             try:
                 _execute(executor, plan, settings, request)

@@ -28,9 +28,11 @@ from reconciler.core.plan import Notice, Plan
 from reconciler.core.redaction import credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
 from reconciler.desired.config import Config, load_config
+from reconciler.desired.config_discovery import DEFAULT_CONFIG_FILE, state_root
 from reconciler.desired.loader import DesiredState, load_desired_state
-from reconciler.execute.journal import seen_rewrites
+from reconciler.execute.journal import JOURNAL_FILE, seen_rewrites
 from reconciler.files.lock import exclusive_lock
+from reconciler.files.paths import display_path
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import Refresh, read_live_state
 from reconciler.render import RenderOptions
@@ -149,9 +151,19 @@ def connect_configured(
     return connect(settings, environ, insecure=insecure)
 
 
-def cache_directory(settings: Settings) -> Path:
+def state_directory(settings: Settings) -> Path:
+    """The directory holding ``.reconciler/``: the configuration file's, else the working
+    directory (``desired.config_discovery``)."""
     source = settings.config.source
-    return (source.parent if source is not None else settings.cwd) / CACHE_DIRECTORY
+    return source.parent if source is not None else settings.cwd
+
+
+def cache_directory(settings: Settings) -> Path:
+    return state_directory(settings) / CACHE_DIRECTORY
+
+
+def journal_file(settings: Settings) -> Path:
+    return state_directory(settings) / JOURNAL_FILE
 
 
 def fetch_live_state(
@@ -270,11 +282,13 @@ def load_inputs(
     api_url: str | None,
     mask_pii: bool,
     document: bool = False,
+    announce: bool = False,
 ) -> Inputs | None:
     """Settings and desired state, or ``None`` once every problem of an invalid desired state
     has been reported on stderr: nothing is planned and no request is made. With
     ``document`` (``--format json``) the error is raised instead, for the CLI to report as
-    the one JSON document on stdout, after the same report on stderr."""
+    the one JSON document on stdout, after the same report on stderr. With ``announce``,
+    which configuration file is used is said first (``announce_config``)."""
     try:
         settings = open_settings(
             env,
@@ -283,6 +297,8 @@ def load_inputs(
             api_url=api_url,
             mask_pii=mask_pii,
         )
+        if announce:
+            announce_config(env, settings, config_file=config_file)
         desired = load_desired(settings)
     except DesiredStateError as error:
         if not error.problems:
@@ -294,6 +310,23 @@ def load_inputs(
         return None
     env.console.screen.add_names(contact_names(desired.contacts))
     return Inputs(settings=settings, desired=desired)
+
+
+def announce_config(env: Environment, settings: Settings, *, config_file: Path | None) -> None:
+    """On stderr: the configuration file found above the working directory (one line), or a
+    warning when none was found and the owner is only the working directory's name. Said
+    nothing when the file is in the working directory or named by ``--config``."""
+    source = settings.config.source
+    if source is None:
+        env.console.err(
+            f"Warning: no {DEFAULT_CONFIG_FILE} here or in a parent directory up to the git "
+            "root, so the defaults apply and the ownership marker's owner is this directory's "
+            f"name, '{settings.config.ownership.owner}'. Run the command where "
+            f"{DEFAULT_CONFIG_FILE} is, pass --config FILE, or create one "
+            "(`reconciler init`) that sets ownership.owner.\n"
+        )
+    elif config_file is None and source.parent.absolute() != env.cwd.absolute():
+        env.console.err(f"Using config: {display_path(source, env.cwd)}\n")
 
 
 def report_problem_lines(
@@ -314,11 +347,14 @@ def render_options(env: Environment, *, mask: bool, no_color: bool) -> RenderOpt
 
 
 @contextlib.contextmanager
-def locked(env: Environment, *, command: str, wait_seconds: float) -> Iterator[None]:
-    """Run the body under ``.reconciler/lock`` of the working directory: one apply or restore
-    at a time writes to the account and the journal. Waiting is said on stderr."""
+def locked(
+    env: Environment, *, command: str, wait_seconds: float, config_file: Path | None
+) -> Iterator[None]:
+    """Run the body under ``.reconciler/lock`` beside the configuration file the run uses
+    (else in the working directory): one apply or restore at a time writes to the account
+    and the journal. Waiting is said on stderr."""
     with exclusive_lock(
-        env.cwd,
+        state_root(config_file, env.cwd),
         command=command,
         wait_seconds=wait_seconds,
         on_wait=lambda message: env.console.err(message + "\n"),

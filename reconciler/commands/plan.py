@@ -13,6 +13,7 @@ from pathlib import Path
 from reconciler.commands.context import (
     cache_directory,
     fetch_live_state,
+    journal_file,
     load_inputs,
     make_plan,
     render_options,
@@ -21,7 +22,6 @@ from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.core.masking import contact_names
 from reconciler.core.plan import Plan
-from reconciler.execute.journal import JOURNAL_FILE
 from reconciler.files.saved_plans import (
     current_provenance,
     write_saved_plan,
@@ -72,6 +72,7 @@ def run(request: PlanRequest, env: Environment) -> int:
         api_url=request.api_url,
         mask_pii=request.mask_pii,
         document=request.output_format == "json",
+        announce=True,
     )
     if inputs is None:
         return EXIT_ERROR
@@ -83,7 +84,7 @@ def run(request: PlanRequest, env: Environment) -> int:
         )
     console.screen.add_names(contact_names(live.contacts))
     plan = make_plan(
-        desired, live, settings.config, prune=request.prune, journal=env.cwd / JOURNAL_FILE
+        desired, live, settings.config, prune=request.prune, journal=journal_file(settings)
     ).plan
 
     options = render_options(

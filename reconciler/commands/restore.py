@@ -26,6 +26,7 @@ from reconciler.core.masking import contact_names, mask_phone
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
 from reconciler.core.ownership import Marker
 from reconciler.core.plan import Create
+from reconciler.desired.config_discovery import state_root
 from reconciler.execute import Tally
 from reconciler.execute.backup import BackupRecord, read_backup
 from reconciler.execute.executor import executing
@@ -91,7 +92,9 @@ def run(request: RestoreRequest, env: Environment) -> int:
     document: Callable[[str], None] | None = None
     if request.output_format == "json":
         document, env = env.console.out, replace(env, console=env.console.for_people_on_stderr())
-    with locked(env, command="restore", wait_seconds=request.lock_timeout):
+    with locked(
+        env, command="restore", wait_seconds=request.lock_timeout, config_file=request.config_file
+    ):
         return _restore_locked(request, env, env.now(), document)
 
 
@@ -103,6 +106,8 @@ def _restore_locked(
 ) -> int:
     console, cwd = env.console, env.cwd
     mask = request.mask_pii
+    # Beside the configuration, like the lock (``config_discovery``).
+    journal = state_root(request.config_file, cwd) / JOURNAL_FILE
 
     def publish(tally: Tally, skipped: int) -> None:
         if document is not None:
@@ -112,7 +117,7 @@ def _restore_locked(
                     tally,
                     mask=mask,
                     cwd=cwd,
-                    journal=cwd / JOURNAL_FILE,
+                    journal=journal,
                     backup=path,
                     skipped=skipped,
                 )
@@ -164,6 +169,7 @@ def _restore_locked(
             desired={contact.phone: contact for contact in to_restore},
             settings=diff_settings,
             cwd=cwd,
+            journal_file=journal,
         ) as executor:
             try:
                 executor.ensure_fields(creates, marker)
