@@ -17,7 +17,8 @@ def config_option(function: F) -> F:
         "config_file",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
-        help="Configuration file (default: reconciler.yaml in the working directory, if any).",
+        help="Configuration file (default: the reconciler.yaml found in the working directory "
+        "or a parent, up to the git root).",
     )(function)
 
 
