@@ -7,16 +7,20 @@ from __future__ import annotations
 import json
 import os
 from functools import cache
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 
 from reconciler.cli import main
 from reconciler.commands.apply import ApplyRequest
 from reconciler.commands.apply import run as run_apply
+from reconciler.commands.context import Settings
 from reconciler.commands.environment import Environment
+from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
 from tests.account import by_phone, declare, owned
 from tests.sandbox_handle import SandboxHandle
@@ -172,6 +176,40 @@ def test_apply_json_lists_refused_contacts_masked(project: Path, sandbox: Sandbo
     assert by_phone(sandbox)["15105551003"]["first"] == "Created"
 
 
+def test_apply_json_counts_an_outcome_still_unknown_apart_from_the_failures(
+    project: Path, sandbox: SandboxHandle
+) -> None:
+    """A server whose write answer names no contact, again and again: the create is re-read
+    each time and never found, so its outcome stays unknown (the next apply settles it)."""
+    declare(project, {"phone": "15105550001", "first": "New"})
+    real = httpx.HTTPTransport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/v2/contacts":
+            return httpx.Response(200, json={"contacts": [], "failed_contacts": []})
+        return real.handle_request(request)
+
+    def connect(settings: Settings, environ: Mapping[str, str], insecure: bool) -> HeymarketClient:
+        return HeymarketClient(
+            settings.api_url, credentials_from_env(environ), transport=httpx.MockTransport(handler)
+        )
+
+    out: list[str] = []
+    err: list[str] = []
+    console = Console(out=out.append, err=err.append, ask=input)
+    environment = Environment(
+        environ=dict(sandbox.env()), cwd=project, console=console, connect_client=connect
+    )
+    with real:
+        code = run_apply(ApplyRequest(auto_approve=True, output_format="json"), environment)
+    assert code == 1
+    result = document("".join(out), "apply-result.schema.json")
+    assert (result["created"], result["failed"], result["unknown"]) == (0, 0, 1)
+    (failure,) = result["failures"]
+    assert (failure["phone"], failure["outcome"]) == ("15105550001", "unknown")
+    assert "outcome still unknown" in failure["reason"]
+
+
 # --- restore -------------------------------------------------------------------------------
 
 
@@ -249,6 +287,10 @@ def test_a_json_error_is_masked_and_scrubbed_like_every_output(
     assert (problem["file"], problem["line"], problem["column"]) == ("contacts/bad.yaml", 2, 5)
     assert "0031" not in out + err
     assert "5105****31" in problem["message"]
+    # apply says it the same way, before taking any step.
+    code, out, _ = run(["apply", "--auto-approve", "--format", "json", "--mask-pii"], capsys)
+    assert code == 1
+    assert json.loads(out)["error"]["problems"] == [problem]
     # A credential that finds its way into a message never reaches stdout.
     secret = "s3cr3t-value-for-the-test"
     monkeypatch.setenv("HEYMARKET_API_KEY", secret)
