@@ -416,14 +416,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     def error(text: str) -> None:
         click.echo(invocation.screen(text), err=True)
 
-    def failed(
-        message: str, exit_code: int, problems: Sequence[Problem] = (), *, shown: str = ""
-    ) -> int:
-        """Say it on stderr (``shown``, or ``Error: message``); with ``--format json`` also
-        as the one document on stdout. Both through the run's output filter."""
-        error(shown or f"Error: {message}")
+    def document(message: str, exit_code: int, problems: Sequence[Problem] = ()) -> None:
+        """With ``--format json``, the error as the one document on stdout, filtered like
+        everything else the run prints."""
         if as_json:
-            click.echo(invocation.screen(error_document(message, exit_code, problems)), nl=False)
+            text = error_document(message, exit_code, problems)
+            click.echo(invocation.screen(text), nl=False)
+
+    def failed(message: str, exit_code: int, *, shown: str = "") -> int:
+        error(shown or f"Error: {message}")
+        document(message, exit_code)
         return exit_code
 
     try:
@@ -434,23 +436,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_request.exit_code
     except click.ClickException as refused:
         usage_error = without_risky_suggestions(refused)
-        # Exit 2 means "changes present" for plan --detailed-exitcode; usage errors are 1.
         usage_error.show()
-        if not as_json:
-            return EXIT_ERROR
-        document = error_document(usage_error.format_message(), EXIT_ERROR)
-        click.echo(invocation.screen(document), nl=False)
+        document(usage_error.format_message(), EXIT_ERROR)
+        # Exit 2 means "changes present" for plan --detailed-exitcode; usage errors are 1.
         return EXIT_ERROR
     except DesiredStateError as problems:
+        if not problems.problems:
+            return failed(str(problems), problems.exit_code)
         # Every problem, not just the first: fixing a file should take one round trip.
         if not isinstance(problems, ProblemsReportedError):
             for problem in problems.problems:
                 error(str(problem))
-        if not problems.problems:
-            return failed(str(problems), problems.exit_code)
-        if as_json:
-            document = error_document(str(problems), problems.exit_code, problems.problems)
-            click.echo(invocation.screen(document), nl=False)
+        document(str(problems), problems.exit_code, problems.problems)
         return problems.exit_code
     except ReconcilerError as failure:
         return failed(str(failure), failure.exit_code)

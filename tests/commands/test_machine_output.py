@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cache
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
