@@ -24,7 +24,7 @@ Ctrl-C during the writes stops after the batch in flight, with the journal writt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from reconciler.commands.context import (
     render_options,
 )
 from reconciler.commands.environment import Environment
-from reconciler.commands.run_result import result_document
+from reconciler.commands.run_result import Publish, for_document, result_document
 from reconciler.core.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -192,9 +192,7 @@ def report_failures(tally: Tally, console: Console, *, mask: bool) -> None:
 
 def run(request: ApplyRequest, env: Environment) -> int:
     """One ``apply`` run; returns the exit code (guards and errors raise)."""
-    document: Callable[[str], None] | None = None
-    if request.output_format == "json":
-        document, env = env.console.out, replace(env, console=env.console.for_people_on_stderr())
+    document, env = for_document(env, request.output_format)
     with locked(
         env, command="apply", wait_seconds=request.lock_timeout, config_file=request.config_file
     ):
@@ -205,7 +203,7 @@ def _apply_locked(
     request: ApplyRequest,
     env: Environment,
     started_at: datetime,
-    document: Callable[[str], None] | None,
+    document: Publish | None,
 ) -> int:
     console, cwd = env.console, env.cwd
     inputs = load_inputs(

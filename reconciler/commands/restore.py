@@ -11,15 +11,15 @@ unknown outcomes settled by a re-read so nothing is created twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from reconciler.commands.apply import report_failures
 from reconciler.commands.context import arm_output_filter, locked, open_settings
 from reconciler.commands.environment import Environment
-from reconciler.commands.run_result import result_document
+from reconciler.commands.run_result import Publish, for_document, result_document
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, BackupError
 from reconciler.core.masking import contact_names, mask_phone
@@ -89,9 +89,7 @@ def _marker_of(records: Sequence[BackupRecord], path: Path) -> Marker:
 
 def run(request: RestoreRequest, env: Environment) -> int:
     """One ``restore`` run; returns the exit code (refusals and errors raise)."""
-    document: Callable[[str], None] | None = None
-    if request.output_format == "json":
-        document, env = env.console.out, replace(env, console=env.console.for_people_on_stderr())
+    document, env = for_document(env, request.output_format)
     with locked(
         env, command="restore", wait_seconds=request.lock_timeout, config_file=request.config_file
     ):
@@ -102,7 +100,7 @@ def _restore_locked(
     request: RestoreRequest,
     env: Environment,
     started_at: datetime,
-    document: Callable[[str], None] | None,
+    document: Publish | None,
 ) -> int:
     console, cwd = env.console, env.cwd
     mask = request.mask_pii

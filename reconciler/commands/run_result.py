@@ -6,14 +6,28 @@ backup and the journal are. Its form is ``schemas/apply-result.schema.json`` and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from reconciler.commands.environment import Environment
 from reconciler.core.masking import mask_phone
 from reconciler.execute import Failure, Tally
 from reconciler.files.paths import display_path
 
 RESULT_FORMAT_VERSION = 1
+
+Publish = Callable[[str], None]
+
+
+def for_document(env: Environment, output_format: str) -> tuple[Publish | None, Environment]:
+    """With ``--format json``: where the one document goes (stdout), and the environment to
+    run in, whose console sends everything else (the plan, progress, prompt) to stderr.
+    Otherwise ``None`` and ``env`` unchanged."""
+    if output_format != "json":
+        return None, env
+    return env.console.out, replace(env, console=env.console.for_people_on_stderr())
 
 
 def failure_json(failure: Failure, *, mask: bool) -> dict[str, Any]:
