@@ -100,7 +100,7 @@ def test_the_plan_document_and_the_golden_plan_follow_the_plan_schema(
     sandbox.seed([{"phone": "15105550001", "first": "Unmarked"}])
     declare(
         project,
-        {"phone": "15105550001", "first": "Adopted", "custom": {"Tier": "gold"}},
+        {"phone": "15105550001", "first": "Adopted", "tags": ["VIP"], "custom": {"Tier": "gold"}},
         {"phone": "15105550002", "first": "New", "is_opted_out": True},
         {"phone": "15105550008", "first": "Owned 08"},
     )
@@ -109,6 +109,11 @@ def test_the_plan_document_and_the_golden_plan_follow_the_plan_schema(
     plan = document(out, "plan.schema.json")
     assert [change["action"] for change in plan["changes"]] == ["create", "update", "delete"]
     document((project / "plan.json").read_text(encoding="utf-8"), "plan.schema.json")
+    code, out, err = run(["plan", "--format", "json", "--target", "15105550001"], capsys)
+    assert code == 0, err
+    targeted = document(out, "plan.schema.json")
+    assert targeted["targets"] == ["15105550001"]
+    assert targeted["changes"][0]["tags"] == {"before": [], "after": ["VIP"]}
     document((GOLDEN / "plan.json").read_text(encoding="utf-8"), "plan.schema.json")
 
 
