@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_CONFIG_FILE = "reconciler.yaml"
-STATE_DIRECTORY = Path(".reconciler")
 
 
 def find_config(cwd: Path) -> Path | None:
