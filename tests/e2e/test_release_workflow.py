@@ -1,6 +1,7 @@
-"""The release workflow: valid for GitHub, clean for zizmor, least privilege per job, every action
-pinned by commit, and its version/CHANGELOG check (its own `run:` script) refuses a release the
-tag and the CHANGELOG do not agree on."""
+"""The release workflow and the dependabot configuration: valid for GitHub, clean for
+zizmor, least privilege per job, every action pinned by commit, and the release's
+version/CHANGELOG check (its own `run:` script) refuses a release the tag and the CHANGELOG
+do not agree on."""
 
 from __future__ import annotations
 
@@ -45,12 +46,13 @@ def test_actionlint_and_the_workflow_schema_pass() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_zizmor_finds_nothing_even_pedantic() -> None:
+@pytest.mark.parametrize("path", [RELEASE, DEPENDABOT], ids=["release.yml", "dependabot.yml"])
+def test_zizmor_finds_nothing_even_pedantic(path: Path) -> None:
     zizmor = Path(sys.executable).parent / "zizmor"
     if not zizmor.exists():
         pytest.fail("zizmor is not installed: pip install -e '.[dev]'")
     result = subprocess.run(
-        [str(zizmor), "--offline", "--persona=pedantic", "--no-progress", str(RELEASE)],
+        [str(zizmor), "--offline", "--persona=pedantic", "--no-progress", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -105,8 +107,22 @@ def test_the_build_checks_what_it_builds() -> None:
     assert any("--constraint constraints.txt" in run for run in runs)
 
 
-def test_dependabot_updates_pip_and_the_actions_weekly() -> None:
+def test_dependabot_updates_pip_and_the_actions_weekly_after_a_cooldown() -> None:
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.dependabot",
+            str(DEPENDABOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
     updates = load(DEPENDABOT)["updates"]
+    assert {update["cooldown"]["default-days"] for update in updates} == {7}
     assert {(update["package-ecosystem"], update["directory"]) for update in updates} == {
         ("pip", "/"),
         ("github-actions", "/"),
