@@ -127,16 +127,17 @@ class Console:
         unit: str = "",
         estimate: Estimate | None = None,
     ) -> None:
-        """On a terminal's stderr, a counter redrawn in place; elsewhere (a CI log, a pipe), a
-        line once a progress interval has passed, so a fast run prints none."""
-        if self.stderr_is_tty:
+        """On a terminal's stderr, a counter of a known total redrawn in place. Otherwise (a CI
+        log, a pipe, or a listing whose total is only estimated), a line once a progress
+        interval has passed, so a fast operation prints none."""
+        if self.stderr_is_tty and total is not None:
             counter = progress_text(label, done, total, unit=unit)
             if counter == self._last_counter:
                 return
             self._last_counter = counter
             self.err(f"\r{counter}")
             self._progress_shown = True
-            if total is not None and done >= total:
+            if done >= total:
                 self.end_progress()
             return
         now = self.clock()

@@ -121,3 +121,14 @@ def test_progress_lines_go_through_the_output_filter() -> None:
     clock.now += PROGRESS_INTERVAL_SECONDS
     log.progress("s3cr3t-label", 1, 2)
     assert printed and all("s3cr3t-label" not in line for line in printed)
+
+
+def test_a_terminal_gets_a_listing_without_a_total_as_paced_lines() -> None:
+    clock = StepClock()
+    terminal, printed = console(tty=True, clock=clock)
+    terminal.begin_progress()
+    for page in range(1, 121):
+        clock.now += 0.125
+        terminal.progress("Listing contacts", page * 100, estimate=lambda: 50_000)
+    terminal.end_progress()
+    assert printed == ["Listing contacts: 8,000 of ~50,000 (10 s)\n"]
