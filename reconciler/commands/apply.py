@@ -260,7 +260,10 @@ def _apply_locked(
 
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
-            client, refresh=request.refresh, cache_dir=cache_directory(settings)
+            client,
+            refresh=request.refresh,
+            cache_dir=cache_directory(settings),
+            progress=console,
         )
         console.screen.add_names(contact_names(live.contacts))
         with _saved_targets_proven(request, saved):

@@ -26,6 +26,7 @@ from reconciler.core.errors import (
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact, SourceLocation
 from reconciler.core.plan import LiveRead, Notice, Plan
+from reconciler.core.progress import ProgressSink
 from reconciler.core.redaction import credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
 from reconciler.core.targets import Targets, targeted_plan
@@ -172,10 +173,16 @@ def journal_file(settings: Settings) -> Path:
 
 
 def fetch_live_state(
-    client: HeymarketClient, *, refresh: Refresh = "auto", cache_dir: Path | None = None
+    client: HeymarketClient,
+    *,
+    refresh: Refresh = "auto",
+    cache_dir: Path | None = None,
+    progress: ProgressSink | None = None,
 ) -> LiveState:
     """Custom fields and contacts; only what changed since the last run's snapshot (in
-    ``cache_dir``, default ``.reconciler/cache`` here) when it is provably current."""
+    ``cache_dir``, default ``.reconciler/cache`` here) when it is provably current. A long
+    listing reports how far it is to ``progress``."""
+    client.progress = progress
     directory = cache_dir if cache_dir is not None else Path.cwd() / CACHE_DIRECTORY
     listing = read_live_state(client, directory, refresh)
     return LiveState(

@@ -84,7 +84,10 @@ def run(request: PlanRequest, env: Environment) -> int:
 
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
-            client, refresh=request.refresh, cache_dir=cache_directory(settings)
+            client,
+            refresh=request.refresh,
+            cache_dir=cache_directory(settings),
+            progress=console,
         )
     console.screen.add_names(contact_names(live.contacts))
     plan = make_plan(

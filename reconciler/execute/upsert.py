@@ -124,12 +124,13 @@ class Upserter:
         pending: list[Create | Update] = list(changes)
         total = len(changes)
         done = 0
+        self.console.begin_progress()
         for round_number in range(MAX_RESOLVE_ROUNDS + 1):
             ambiguous: list[Create | Update] = []
             for batch in chunks(pending, self.client.batch_size):
                 ambiguous.extend(self._send_batch(batch, marker, fields, intent))
                 done += len(batch)
-                self.console.progress("Writing contacts", min(done, total), total)
+                self.console.progress("Writing", min(done, total), total, unit="changes")
                 recorder.stop_if_interrupted()
             if not ambiguous:
                 return

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from reconciler import __version__
 from reconciler.cli import main
 from reconciler.commands.init import WORKFLOW_NAMES, workflow_template
 from tests.workflow_lint import ROOT, actionlint, check_jsonschema
@@ -187,3 +188,9 @@ def test_init_into_a_file_is_a_usage_error(
     target.write_text("")
     assert main(["init", str(target)]) == 1
     assert "is a file" in capsys.readouterr().err
+
+
+def test_readme_installs_this_version_by_the_distributions_own_name(repository: Path) -> None:
+    readme = (repository / "README.md").read_text(encoding="utf-8")
+    assert f"heymarket-reconciler=={__version__}" in readme
+    assert "pip install reconciler" not in readme
