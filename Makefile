@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit clean bench
 
-$(BIN)/.installed: pyproject.toml
+# The dependency versions the tool is tested with (constraints.txt, kept current by dependabot).
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[dev]'
 	touch $@
 
 ## demo: the main job, end to end: plan contacts/ (with the prune preview) against a local

@@ -4,6 +4,7 @@ outcome to an exit code (expected errors as one line)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -26,10 +27,18 @@ from reconciler.cli_options import (
     mask_pii_option,
     one_account_option,
     refresh_option,
+    result_format_option,
     sandbox_options,
     target_option,
 )
-from reconciler.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, DesiredStateError, ReconcilerError
+from reconciler.core.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    DesiredStateError,
+    Problem,
+    ProblemsReportedError,
+    ReconcilerError,
+)
 from reconciler.report.console import OutputFilter
 
 if TYPE_CHECKING:
@@ -122,10 +131,10 @@ def init(directory: Path, force: bool, accounts: str | None) -> int:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "github"]),
+    type=click.Choice(["text", "github", "json"]),
     default=None,
     help="github: also print each problem as a workflow annotation "
-    "(default when GITHUB_ACTIONS=true).",
+    "(default when GITHUB_ACTIONS=true); json: one result document for scripts.",
 )
 @account_option
 def validate(
@@ -307,6 +316,7 @@ def export(
     help="Allow up to N deletes in this run (replaces both prune caps).",
 )
 @target_option
+@result_format_option
 @mask_pii_option
 @insecure_option
 @lock_timeout_option
@@ -324,6 +334,7 @@ def apply(
     targets: tuple[str, ...],
     mask_pii: bool,
     insecure: bool,
+    output_format: str,
     lock_timeout: float,
     refresh: Literal["auto", "full"],
     accounts: tuple[str, ...],
@@ -346,6 +357,7 @@ def apply(
         lock_timeout=lock_timeout,
         refresh=refresh,
         accounts=accounts,
+        output_format=output_format,
     )
     return dispatch(apply_command.run, request)
 
@@ -355,6 +367,7 @@ def apply(
 @config_option
 @api_url_option
 @click.option("--auto-approve", is_flag=True, help="Restore without asking for 'yes'.")
+@result_format_option
 @mask_pii_option
 @insecure_option
 @lock_timeout_option
@@ -364,6 +377,7 @@ def restore(
     config_file: Path | None,
     api_url: str | None,
     auto_approve: bool,
+    output_format: str,
     mask_pii: bool,
     insecure: bool,
     lock_timeout: float,
@@ -381,50 +395,112 @@ def restore(
         insecure=insecure,
         lock_timeout=lock_timeout,
         accounts=accounts,
+        output_format=output_format,
     )
     return dispatch(restore_command.run, request)
 
 
+# Flags that delete or overwrite, or skip the question before writing: a typo is never
+# answered with one of them ("Did you mean '--prune'?" to `plan --dry-run`).
+NEVER_SUGGESTED = frozenset({"--prune", "--auto-approve", "--force", "--max-deletes"})
+DRY_RUN_HINT = "`reconciler plan` is the dry run: it only reads the account, and apply writes."
+
+
+def without_risky_suggestions(usage_error: click.ClickException) -> click.ClickException:
+    """An unknown option's error, suggesting only flags that cannot destroy anything; a dry
+    run asked for by name is told what is one here."""
+    if not isinstance(usage_error, click.exceptions.NoSuchOption):
+        return usage_error
+    name = usage_error.option_name
+    message = usage_error.message
+    if name in {"--dry-run", "--dryrun", "-n"}:
+        message = f"{message} {DRY_RUN_HINT}"
+    possibilities = [
+        flag for flag in usage_error.possibilities or () if flag not in NEVER_SUGGESTED
+    ]
+    return click.exceptions.NoSuchOption(
+        name, message=message, possibilities=possibilities, ctx=usage_error.ctx
+    )
+
+
+def wants_json(args: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--format json``: then an error, a usage error
+    included, is one JSON object on stdout. Read from the arguments themselves, so it holds
+    even when click refuses them before any command runs."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format=json" or (
+            arg == "--format" and args[index + 1 : index + 2] == ["json"]
+        ):
+            return True
+    return False
+
+
+def error_document(message: str, exit_code: int, problems: Sequence[Problem] = ()) -> str:
+    """An error for scripts (``schemas/error.schema.json``): its message and exit code, and
+    every problem of a desired state that did not load."""
+    error: dict[str, object] = {"message": message, "exit_code": exit_code}
+    if problems:
+        error["problems"] = [problem.to_json_dict() for problem in problems]
+    return json.dumps({"error": error}, indent=2, ensure_ascii=False) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and map every outcome to an exit code; expected errors are one line."""
+    """Run the CLI and map every outcome to an exit code; expected errors are one line (and,
+    with ``--format json``, also one JSON object on stdout)."""
     args = list(sys.argv[1:] if argv is None else argv)
     # Shared with the command run: it turns masking on when asked to, so an error raised
     # deep inside is printed as masked as everything else.
     invocation = Invocation()
+    as_json = wants_json(args)
 
     def error(text: str) -> None:
         click.echo(invocation.screen(text), err=True)
 
+    def document(message: str, exit_code: int, problems: Sequence[Problem] = ()) -> None:
+        """With ``--format json``, the error as the one document on stdout, filtered like
+        everything else the run prints."""
+        if as_json:
+            text = error_document(message, exit_code, problems)
+            click.echo(invocation.screen(text), nl=False)
+
+    def failed(message: str, exit_code: int, *, shown: str = "") -> int:
+        error(shown or f"Error: {message}")
+        document(message, exit_code)
+        return exit_code
+
     try:
         result = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=invocation)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("Interrupted.", err=True)
-        return EXIT_INTERRUPTED
+        return failed("Interrupted.", EXIT_INTERRUPTED, shown="Interrupted.")
     except click.exceptions.Exit as exit_request:
         return exit_request.exit_code
-    except click.ClickException as usage_error:
+    except click.ClickException as refused:
+        usage_error = without_risky_suggestions(refused)
         usage_error.show()
+        document(usage_error.format_message(), EXIT_ERROR)
         # Exit 2 means "changes present" for plan --detailed-exitcode; usage errors are 1.
         return EXIT_ERROR
     except DesiredStateError as problems:
-        # Every problem, not just the first: fixing a file should take one round trip.
-        for problem in problems.problems:
-            error(str(problem))
         if not problems.problems:
-            error(f"Error: {problems}")
+            return failed(str(problems), problems.exit_code)
+        # Every problem, not just the first: fixing a file should take one round trip.
+        if not isinstance(problems, ProblemsReportedError):
+            for problem in problems.problems:
+                error(str(problem))
+        document(str(problems), problems.exit_code, problems.problems)
         return problems.exit_code
     except ReconcilerError as failure:
-        error(f"Error: {failure}")
-        return failure.exit_code
+        return failed(str(failure), failure.exit_code)
     except BrokenPipeError:
         return EXIT_ERROR
     except Exception as unexpected:  # the last line of defence
+        message = (
+            f"unexpected {type(unexpected).__name__}: {unexpected}. "
+            "Run again with --debug for the traceback, and report it."
+        )
         if invocation.debug or os.environ.get("RECONCILER_DEBUG") == "1":
-            error(traceback.format_exc().rstrip("\n"))
-        else:
-            error(
-                f"Error: unexpected {type(unexpected).__name__}: {unexpected}. "
-                "Run again with --debug for the traceback, and report it."
-            )
-        return EXIT_ERROR
+            return failed(message, EXIT_ERROR, shown=traceback.format_exc().rstrip("\n"))
+        return failed(message, EXIT_ERROR)
     return result if isinstance(result, int) else 0

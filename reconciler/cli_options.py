@@ -17,7 +17,8 @@ def config_option(function: F) -> F:
         "config_file",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
-        help="Configuration file (default: reconciler.yaml in the working directory, if any).",
+        help="Configuration file (default: the reconciler.yaml found in the working directory "
+        "or a parent, up to the git root).",
     )(function)
 
 
@@ -81,6 +82,17 @@ def insecure_option(function: F) -> F:
 def mask_pii_option(function: F) -> F:
     return click.option(
         "--mask-pii", is_flag=True, help="Mask phones, emails and names in the output."
+    )(function)
+
+
+def result_format_option(function: F) -> F:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: the plan and progress on stderr, one result document on stdout.",
     )(function)
 
 

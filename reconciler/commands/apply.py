@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from reconciler.commands.accounts import check_targets_of_one_account
+from reconciler.commands.accounts import AccountSelectionError, check_targets_of_one_account
 from reconciler.commands.apply_accounts import accounts_planned, apply_accounts, single_plan
 from reconciler.commands.context import (
     Inputs,
@@ -44,6 +44,7 @@ from reconciler.commands.context import (
     resolve_targets,
 )
 from reconciler.commands.environment import Environment
+from reconciler.commands.run_result import Publish, for_document, result_document
 from reconciler.core.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -95,6 +96,8 @@ class ApplyRequest:
     lock_timeout: float = DEFAULT_WAIT_SECONDS
     # "full" lists the whole account instead of what changed since the last snapshot.
     refresh: Refresh = "auto"
+    # "json": the plan and progress on stderr, one result document on stdout.
+    output_format: str = "text"
     # --account: the accounts to apply when several are configured; empty: all of them.
     accounts: tuple[str, ...] = ()
 
@@ -216,11 +219,19 @@ def report_failures(tally: Tally, console: Console, *, mask: bool) -> None:
 
 def run(request: ApplyRequest, env: Environment) -> int:
     """One ``apply`` run; returns the exit code (guards and errors raise)."""
-    with locked(env, command="apply", wait_seconds=request.lock_timeout):
-        return _apply_locked(request, env, env.now())
+    document, env = for_document(env, request.output_format)
+    with locked(
+        env, command="apply", wait_seconds=request.lock_timeout, config_file=request.config_file
+    ):
+        return _apply_locked(request, env, env.now(), document)
 
 
-def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime) -> int:
+def _apply_locked(
+    request: ApplyRequest,
+    env: Environment,
+    started_at: datetime,
+    document: Publish | None,
+) -> int:
     selected = load_account_inputs(
         env,
         config_file=request.config_file,
@@ -228,13 +239,20 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
         api_url=request.api_url,
         mask_pii=request.mask_pii,
         accounts=request.accounts,
+        document=document is not None,
     )
     if selected is None:
         return EXIT_ERROR
     file = request.plan_file
     saved = read_saved_plans(_absolute(file, env.cwd)) if file is not None else {}
     if len(selected) == 1 and selected[0].settings.account is None:
-        return _apply_account(request, env, started_at, selected[0], single_plan(file, saved))
+        plan = single_plan(file, saved)
+        return _apply_account(request, env, started_at, selected[0], plan, document)
+    if document is not None and len(selected) > 1:
+        raise AccountSelectionError(
+            f"apply --format json reports one account, and {len(selected)} are selected: "
+            "choose one with --account NAME"
+        )
     if file is not None:
         selected = accounts_planned(file, saved, selected, named=request.accounts)
     check_targets_of_one_account(request.targets, selected)
@@ -242,7 +260,7 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
         selected,
         saved,
         env.console,
-        lambda inputs, plan: _apply_account(request, env, started_at, inputs, plan),
+        lambda inputs, plan: _apply_account(request, env, started_at, inputs, plan, document),
     )
 
 
@@ -252,6 +270,7 @@ def _apply_account(
     started_at: datetime,
     inputs: Inputs,
     saved: SavedPlan | None = None,
+    document: Publish | None = None,
 ) -> int:
     console, cwd = env.console, env.cwd
     settings, desired = inputs.settings, inputs.desired
@@ -277,7 +296,10 @@ def _apply_account(
 
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
-            client, refresh=request.refresh, cache_dir=cache_directory(settings)
+            client,
+            refresh=request.refresh,
+            cache_dir=cache_directory(settings),
+            progress=console,
         )
         console.screen.add_names(contact_names(live.contacts))
         with _saved_targets_proven(request, saved):
@@ -308,7 +330,26 @@ def _apply_account(
             )
 
         _show_plan(plan, console, options)
+
+        def publish(tally: Tally) -> None:
+            if document is not None:
+                document(
+                    result_document(
+                        "apply",
+                        tally,
+                        mask=mask,
+                        cwd=cwd,
+                        journal=journal_file(settings),
+                        backup=tally.backup,
+                        saved_plan=None if request.plan_file is None else str(request.plan_file),
+                        prune=request.prune,
+                        plan=plan.summary.to_json_dict(),
+                        plan_errors=len(plan.errors),
+                    )
+                )
+
         if not plan.has_changes:
+            publish(Tally())
             return EXIT_ERROR if plan.has_errors else EXIT_OK
         if saved is None:
             confirm(console, auto_approve=request.auto_approve)
@@ -323,6 +364,7 @@ def _apply_account(
             settings=diff_settings,
             cwd=cwd,
             account=settings.account,
+            journal_file=journal_file(settings),
         ) as executor:
             try:
                 _execute(executor, plan, settings, request)
@@ -337,6 +379,7 @@ def _apply_account(
     )
     if warning:
         console.err(warning)
+    publish(tally)
     return EXIT_ERROR if tally.failures or plan.has_errors else EXIT_OK
 
 

@@ -17,23 +17,37 @@ from urllib.parse import urlsplit
 
 from reconciler.commands.accounts import select_accounts, the_one_account
 from reconciler.core.diff import DiffSettings, diff
-from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError, TargetError
+from reconciler.core.errors import (
+    DesiredStateError,
+    Problem,
+    ProblemsReportedError,
+    ReconcilerError,
+    TargetError,
+)
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact, SourceLocation
 from reconciler.core.plan import LiveRead, Notice, Plan
+from reconciler.core.progress import ProgressSink
 from reconciler.core.redaction import DEFAULT_CREDENTIALS_PREFIX, credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
 from reconciler.core.targets import Targets, targeted_plan
 from reconciler.desired.config import Config, load_config
+from reconciler.desired.config_discovery import DEFAULT_CONFIG_FILE, state_root
 from reconciler.desired.loader import DesiredState, load_desired_state
 from reconciler.desired.targets import read_targets
 from reconciler.execute.journal import JOURNAL_FILE, seen_rewrites
 from reconciler.files.lock import exclusive_lock
+from reconciler.files.paths import display_path
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import Refresh, read_live_state
 from reconciler.render import RenderOptions
 from reconciler.report.console import wants_color
-from reconciler.report.github import NOTHING_PLANNED, problem_lines, problem_report
+from reconciler.report.github import (
+    NOTHING_PLANNED,
+    problem_count,
+    problem_lines,
+    problem_report,
+)
 
 if TYPE_CHECKING:
     from reconciler.commands.environment import Environment
@@ -153,22 +167,34 @@ def connect_configured(
     return connect(settings, environ, insecure=insecure)
 
 
+def state_directory(settings: Settings) -> Path:
+    """The directory holding ``.reconciler/``: the configuration file's, else the working
+    directory (``desired.config_discovery``)."""
+    source = settings.config.source
+    return source.parent if source is not None else settings.cwd
+
+
 def cache_directory(settings: Settings) -> Path:
     """The parse cache and live snapshot; each account of several has its own."""
-    source = settings.config.source
-    directory = (source.parent if source is not None else settings.cwd) / CACHE_DIRECTORY
+    directory = state_directory(settings) / CACHE_DIRECTORY
     return directory if settings.account is None else directory / settings.account
 
 
 def journal_file(settings: Settings) -> Path:
-    return settings.cwd / JOURNAL_FILE
+    return state_directory(settings) / JOURNAL_FILE
 
 
 def fetch_live_state(
-    client: HeymarketClient, *, refresh: Refresh = "auto", cache_dir: Path | None = None
+    client: HeymarketClient,
+    *,
+    refresh: Refresh = "auto",
+    cache_dir: Path | None = None,
+    progress: ProgressSink | None = None,
 ) -> LiveState:
     """Custom fields and contacts; only what changed since the last run's snapshot (in
-    ``cache_dir``, default ``.reconciler/cache`` here) when it is provably current."""
+    ``cache_dir``, default ``.reconciler/cache`` here) when it is provably current. A long
+    listing reports how far it is to ``progress``."""
+    client.progress = progress
     directory = cache_dir if cache_dir is not None else Path.cwd() / CACHE_DIRECTORY
     listing = read_live_state(client, directory, refresh)
     return LiveState(
@@ -350,11 +376,18 @@ def load_account_inputs(
     contacts_dir: Path | None,
     api_url: str | None,
     mask_pii: bool,
-    accounts: Sequence[str],
+    accounts: Sequence[str] = (),
+    document: bool = False,
+    announce: bool = False,
 ) -> tuple[Inputs, ...] | None:
     """Settings and desired state of each selected account (the one account without
     ``accounts:``), or ``None`` once every problem of any invalid desired state has been
-    reported on stderr: nothing is planned and no request is made, for any account."""
+    reported on stderr: nothing is planned and no request is made, for any account. With
+    ``document`` (``--format json``) the error is raised instead, for the CLI to report as
+    the one JSON document on stdout, after the same report on stderr. With ``announce``,
+    which configuration file is used is said first (``announce_config``)."""
+    problems: list[Problem] = []
+    selected: tuple[Settings, ...] = ()
     try:
         selected = open_account_settings(
             env,
@@ -364,13 +397,13 @@ def load_account_inputs(
             mask_pii=mask_pii,
             accounts=accounts,
         )
+        if announce:
+            announce_config(env, selected[0], config_file=config_file)
     except DesiredStateError as error:
         if not error.problems:
             raise
-        env.console.err(problem_report(error.problems, NOTHING_PLANNED))
-        return None
+        problems += error.problems
     inputs: list[Inputs] = []
-    problems: list[Problem] = []
     for account_settings in selected:
         try:
             desired = load_desired(account_settings)
@@ -383,8 +416,28 @@ def load_account_inputs(
         inputs.append(Inputs(settings=account_settings, desired=desired))
     if problems:
         env.console.err(problem_report(problems, NOTHING_PLANNED))
+        if document:
+            summary = f"{problem_count(problems)}; {NOTHING_PLANNED}"
+            raise ProblemsReportedError(problems, summary) from None
         return None
     return tuple(inputs)
+
+
+def announce_config(env: Environment, settings: Settings, *, config_file: Path | None) -> None:
+    """On stderr: the configuration file found above the working directory (one line), or a
+    warning when none was found and the owner is only the working directory's name. Said
+    nothing when the file is in the working directory or named by ``--config``."""
+    source = settings.config.source
+    if source is None:
+        env.console.err(
+            f"Warning: no {DEFAULT_CONFIG_FILE} here or in a parent directory up to the git "
+            "root, so the defaults apply and the ownership marker's owner is this directory's "
+            f"name, '{settings.config.ownership.owner}'. Run the command where "
+            f"{DEFAULT_CONFIG_FILE} is, pass --config FILE, or create one "
+            "(`reconciler init`) that sets ownership.owner.\n"
+        )
+    elif config_file is None and source.parent.absolute() != env.cwd.absolute():
+        env.console.err(f"Using config: {display_path(source, env.cwd)}\n")
 
 
 def report_problem_lines(
@@ -405,11 +458,14 @@ def render_options(env: Environment, *, mask: bool, no_color: bool) -> RenderOpt
 
 
 @contextlib.contextmanager
-def locked(env: Environment, *, command: str, wait_seconds: float) -> Iterator[None]:
-    """Run the body under ``.reconciler/lock`` of the working directory: one apply or restore
-    at a time writes to the account and the journal. Waiting is said on stderr."""
+def locked(
+    env: Environment, *, command: str, wait_seconds: float, config_file: Path | None
+) -> Iterator[None]:
+    """Run the body under ``.reconciler/lock`` beside the configuration file the run uses
+    (else in the working directory): one apply or restore at a time writes to the account
+    and the journal. Waiting is said on stderr."""
     with exclusive_lock(
-        env.cwd,
+        state_root(config_file, env.cwd),
         command=command,
         wait_seconds=wait_seconds,
         on_wait=lambda message: env.console.err(message + "\n"),

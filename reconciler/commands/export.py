@@ -321,7 +321,7 @@ def run(request: ExportRequest, env: Environment) -> int:
     target = settings.contacts_dir if out_dir is None else env.cwd / out_dir
     check_out_dir(target, env.cwd, force=request.force)
     with env.connect_client(settings, env.environ, request.insecure) as client:
-        live = fetch_live_state(client, cache_dir=cache_directory(settings))
+        live = fetch_live_state(client, cache_dir=cache_directory(settings), progress=console)
     console.screen.add_names(contact_names(live.contacts))
     export = build_export(
         live.contacts,

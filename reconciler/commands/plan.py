@@ -89,6 +89,8 @@ def run(request: PlanRequest, env: Environment) -> int:
         api_url=request.api_url,
         mask_pii=request.mask_pii,
         accounts=request.accounts,
+        document=request.output_format == "json",
+        announce=True,
     )
     if selected is None:
         return EXIT_ERROR
@@ -105,7 +107,10 @@ def _derive(request: PlanRequest, env: Environment, inputs: Inputs) -> Plan:
     targets = resolve_targets(settings, inputs.desired, request.targets)
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
-            client, refresh=request.refresh, cache_dir=cache_directory(settings)
+            client,
+            refresh=request.refresh,
+            cache_dir=cache_directory(settings),
+            progress=env.console,
         )
     env.console.screen.add_names(contact_names(live.contacts))
     return make_plan(

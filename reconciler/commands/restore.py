@@ -20,14 +20,18 @@ from reconciler.commands.accounts import backed_up_in, the_one_account
 from reconciler.commands.apply import report_failures
 from reconciler.commands.context import arm_output_filter, locked, open_account_settings
 from reconciler.commands.environment import Environment
+from reconciler.commands.run_result import Publish, for_document, result_document
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, BackupError
 from reconciler.core.masking import contact_names, mask_phone
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation, StandardValue
 from reconciler.core.ownership import Marker
 from reconciler.core.plan import Create
+from reconciler.desired.config_discovery import state_root
+from reconciler.execute import Tally
 from reconciler.execute.backup import BackupRecord, read_backup
 from reconciler.execute.executor import executing
+from reconciler.execute.journal import JOURNAL_FILE
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
 from reconciler.render import RenderOptions, render_plan
 from reconciler.report.console import confirm
@@ -47,6 +51,8 @@ class RestoreRequest:
     mask_pii: bool = False
     insecure: bool = False
     lock_timeout: float = DEFAULT_WAIT_SECONDS
+    # "json": the plan and progress on stderr, one result document on stdout.
+    output_format: str = "text"
     # --account: the one account to restore into when several are configured.
     accounts: tuple[str, ...] = ()
 
@@ -86,18 +92,45 @@ def _marker_of(records: Sequence[BackupRecord], path: Path) -> Marker:
 
 def run(request: RestoreRequest, env: Environment) -> int:
     """One ``restore`` run; returns the exit code (refusals and errors raise)."""
-    with locked(env, command="restore", wait_seconds=request.lock_timeout):
-        return _restore_locked(request, env, env.now())
+    document, env = for_document(env, request.output_format)
+    with locked(
+        env, command="restore", wait_seconds=request.lock_timeout, config_file=request.config_file
+    ):
+        return _restore_locked(request, env, env.now(), document)
 
 
-def _restore_locked(request: RestoreRequest, env: Environment, started_at: datetime) -> int:
+def _restore_locked(
+    request: RestoreRequest,
+    env: Environment,
+    started_at: datetime,
+    document: Publish | None,
+) -> int:
     console, cwd = env.console, env.cwd
+    mask = request.mask_pii
+    # Beside the configuration, like the lock (``config_discovery``).
+    journal = state_root(request.config_file, cwd) / JOURNAL_FILE
+
+    def publish(tally: Tally, skipped: int) -> None:
+        if document is not None:
+            document(
+                result_document(
+                    "restore",
+                    tally,
+                    mask=mask,
+                    cwd=cwd,
+                    journal=journal,
+                    backup=path,
+                    skipped=skipped,
+                )
+            )
+
     # Armed before the backup is read: what it says of a damaged line is masked too.
     arm_output_filter(env, mask_pii=request.mask_pii)
     path = request.backup_file if request.backup_file.is_absolute() else cwd / request.backup_file
     records = read_backup(path)
     if not records:
         console.out(f"{request.backup_file} holds no contacts; nothing to restore.\n")
+        publish(Tally(), 0)
         return EXIT_OK
     marker = _marker_of(records, request.backup_file)
     selected = open_account_settings(
@@ -125,6 +158,7 @@ def _restore_locked(request: RestoreRequest, env: Environment, started_at: datet
         if not to_restore:
             console.out(f"Nothing to restore: all {len(declared)} phones exist again.\n")
             console.out(HISTORY_NOTICE + "\n")
+            publish(Tally(), len(existing))
             return EXIT_OK
         fields = client.list_custom_fields()
         plan = diff(to_restore, [], fields, diff_settings, prune=False)
@@ -144,6 +178,7 @@ def _restore_locked(request: RestoreRequest, env: Environment, started_at: datet
             settings=diff_settings,
             cwd=cwd,
             account=settings.account,
+            journal_file=journal,
         ) as executor:
             try:
                 executor.ensure_fields(creates, marker)
@@ -156,4 +191,5 @@ def _restore_locked(request: RestoreRequest, env: Environment, started_at: datet
         f"Restore complete: {tally.created} restored, {len(existing)} skipped (exist again), "
         f"{len(tally.failures)} failed.\n"
     )
+    publish(tally, len(existing))
     return EXIT_ERROR if tally.failures else EXIT_OK

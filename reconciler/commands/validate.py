@@ -1,12 +1,15 @@
 """``reconciler validate``: check the desired state without the network, and name every
 problem as ``FILE:LINE:COL: message`` (also as a GitHub annotation on a pull request), then
-every warning as ``FILE:LINE:COL: warning: message`` (which does not change the exit code)."""
+every warning as ``FILE:LINE:COL: warning: message`` (which does not change the exit code).
+With ``--format json``, the same as one document (``schemas/validate-result.schema.json``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reconciler.commands.context import open_account_settings, report_problem_lines
 from reconciler.commands.environment import Environment
@@ -14,11 +17,13 @@ from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError, Probl
 from reconciler.desired.loader import DesiredState, load_desired_state
 from reconciler.report.github import problem_count, wants_github_annotations
 
+VALIDATE_FORMAT_VERSION = 1
+
 
 @dataclass(frozen=True, slots=True)
 class ValidateRequest:
-    """The flags of one ``validate`` run; ``output_format`` ``None`` lets the environment
-    decide (GitHub Actions: annotations)."""
+    """The flags of one ``validate`` run: ``output_format`` ``text``, ``github`` or ``json``;
+    ``None`` lets the environment decide (GitHub Actions: annotations)."""
 
     config_file: Path | None = None
     contacts_dir: Path | None = None
@@ -31,7 +36,8 @@ def run(request: ValidateRequest, env: Environment) -> int:
     """The problems on stdout and their count on stderr (exit 1), or one line saying how
     many contacts in how many files are valid; the warnings on stdout after either."""
     console = env.console
-    github = wants_github_annotations(request.output_format, env.environ)
+    document = request.output_format == "json"
+    github = not document and wants_github_annotations(request.output_format, env.environ)
     try:
         # Masking follows output.mask_pii here too: a problem can quote a phone or email.
         selected = open_account_settings(
@@ -43,10 +49,10 @@ def run(request: ValidateRequest, env: Environment) -> int:
     except DesiredStateError as error:
         if not error.problems:
             raise
-        return _invalid(env, error.problems, error.warnings, github=github)
+        return _invalid(env, error.problems, error.warnings, github=github, document=document)
     states: list[tuple[str | None, DesiredState]] = []
     problems: list[Problem] = []
-    warnings: list[str] = []
+    warnings: list[Problem] = []
     # Every account is checked, so one run names every problem of the repository.
     for settings in selected:
         try:
@@ -63,7 +69,14 @@ def run(request: ValidateRequest, env: Environment) -> int:
             continue
         states.append((settings.account, state))
     if problems:
-        return _invalid(env, problems, warnings, github=github)
+        return _invalid(env, problems, warnings, github=github, document=document)
+    if document:
+        # Several accounts: the counts are their totals.
+        contacts = sum(len(state.contacts) for _, state in states)
+        files = sum(len(state.files) for _, state in states)
+        found = [warning.as_problem() for _, state in states for warning in state.warnings]
+        console.out(_document(contacts, files, (), found))
+        return EXIT_OK
     for account, state in states:
         files = len(state.files)
         of_account = "" if account is None else f'Account "{account}": '
@@ -77,13 +90,40 @@ def run(request: ValidateRequest, env: Environment) -> int:
 
 
 def _invalid(
-    env: Environment, problems: Sequence[Problem], warnings: Sequence[str], *, github: bool
+    env: Environment,
+    problems: Sequence[Problem],
+    warnings: Sequence[Problem],
+    *,
+    github: bool,
+    document: bool,
 ) -> int:
     consequence = f"{problem_count(problems)}."
+    if document:
+        env.console.out(_document(None, None, problems, warnings))
+        env.console.err(consequence + "\n")
+        return EXIT_ERROR
     report_problem_lines(env, problems, github=github, consequence=consequence)
     for warning in warnings:
-        env.console.out(warning + "\n")
+        env.console.out(warning.warning_line() + "\n")
     return EXIT_ERROR
+
+
+def _document(
+    contacts: int | None,
+    files: int | None,
+    problems: Sequence[Problem],
+    warnings: Sequence[Problem],
+) -> str:
+    """The validate result; the counts are ``null`` when the desired state did not load."""
+    result: dict[str, Any] = {
+        "format_version": VALIDATE_FORMAT_VERSION,
+        "valid": not problems,
+        "contacts": contacts,
+        "files": files,
+        "problems": [problem.to_json_dict() for problem in problems],
+        "warnings": [warning.to_json_dict() for warning in warnings],
+    }
+    return json.dumps(result, indent=2, ensure_ascii=False) + "\n"
 
 
 def _counted(count: int, noun: str) -> str:

@@ -3,6 +3,7 @@ message on one line and exits with its ``exit_code``.
 
     ReconcilerError                  exit 1
     ├── DesiredStateError            the YAML contacts (or the config) are invalid
+    │   ├── ProblemsReportedError    … and the command has printed the problems already
     │   ├── ConfigError              reconciler.yaml is invalid
     │   └── InputNotFoundError       no contacts directory / config file where named
     ├── CredentialsError             no usable credentials in the environment
@@ -90,18 +91,39 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
+    def warning_line(self) -> str:
+        """The same place and message, as a warning: ``FILE:LINE:COL: warning: message``."""
+        return f"{self.path}:{self.line}:{self.column}: warning: {self.message}"
+
+    def to_json_dict(self) -> dict[str, str | int]:
+        return {
+            "file": self.path,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+        }
+
 
 class DesiredStateError(ReconcilerError):
     """The desired state could not be loaded; carries every problem found, not just the first."""
 
-    def __init__(self, problems: Sequence[Problem], *, warnings: Sequence[str] = ()) -> None:
+    def __init__(self, problems: Sequence[Problem], *, warnings: Sequence[Problem] = ()) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
-        # Found beside the problems, already worded as ``FILE:LINE:COL: warning: ...`` lines.
-        self.warnings: tuple[str, ...] = tuple(warnings)
+        # Found beside the problems; they block nothing (``Problem.warning_line``).
+        self.warnings: tuple[Problem, ...] = tuple(warnings)
         count = len(self.problems)
         first = str(self.problems[0]) if self.problems else "no details"
         more = f" (and {count - 1} more)" if count > 1 else ""
         super().__init__(f"{first}{more}")
+
+
+class ProblemsReportedError(DesiredStateError):
+    """The problems of a desired state, already reported on stderr by the command; the CLI
+    gives them once more only as the JSON error document (``--format json``)."""
+
+    def __init__(self, problems: Sequence[Problem], message: str) -> None:
+        super().__init__(problems)
+        self.args = (message,)
 
 
 class ConfigError(DesiredStateError):

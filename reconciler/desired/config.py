@@ -6,6 +6,7 @@ contacts files; relative paths in it are relative to the directory holding it.""
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -13,12 +14,12 @@ from typing import Any
 
 from reconciler.core.diff import DiffSettings
 from reconciler.core.errors import ConfigError, InputNotFoundError, Problem
+from reconciler.desired.config_discovery import config_path
 from reconciler.desired.phone_spellings import canonical_protect_pattern, is_known_region
 from reconciler.desired.schemas import CONFIG_SCHEMA, schema_problems
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
 from reconciler.files.paths import display_path
 
-DEFAULT_CONFIG_FILE = "reconciler.yaml"
 DEFAULT_API_URL = "https://api.heymarket.com"
 _REGION_CODE = re.compile("[A-Z]{2}")
 # An account's name names its directories (caches, backups): a lowercase identifier.
@@ -96,13 +97,14 @@ class Account:
 
 
 def load_config(path: Path | None, cwd: Path) -> Config:
-    """The configuration from ``path``, else from ``reconciler.yaml`` in ``cwd`` if there is
-    one, else the defaults. Raises ``ConfigError`` with every problem in the file."""
+    """The configuration from ``path``, else from the ``reconciler.yaml`` found from ``cwd``
+    (``config_discovery``), else the defaults. Raises ``ConfigError`` with every problem in
+    the file."""
     if path is None:
-        candidate = cwd / DEFAULT_CONFIG_FILE
-        if not candidate.is_file():
+        found = config_path(None, cwd)
+        if found is None:
             return Config(ownership=OwnershipSettings(owner=cwd.absolute().name))
-        path = candidate
+        path = found
     elif not path.is_absolute():
         path = cwd / path
     shown_as = display_path(path, cwd)
@@ -275,7 +277,8 @@ def _account(
 
 
 def _config_from(values: dict[str, Any], source: Path, cwd: Path) -> Config:
-    directory_name = source.absolute().parent.name
+    # Normalised: a configuration found above the working directory is ``cwd/../...``.
+    directory_name = Path(os.path.normpath(source.absolute())).parent.name
     base = source.parent
     # Keep paths relative when the config sits in the working directory: they read better in
     # messages and plans, and mean the same.

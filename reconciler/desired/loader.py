@@ -52,7 +52,11 @@ class PhoneWarning(NamedTuple):
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: warning: phone {self.phone}: {self.message}"
+        return self.as_problem().warning_line()
+
+    def as_problem(self) -> Problem:
+        """Located like a problem (which it does not make): ``phone N: message``."""
+        return Problem(self.path, self.line, self.column, f"phone {self.phone}: {self.message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,5 +411,5 @@ def load_desired_state(
     warnings.sort(key=lambda w: (file_order.get(w.path, -1), w.line, w.column))
     if problems:
         problems.sort(key=lambda p: (file_order.get(p.path, -1), p.line, p.column))
-        raise DesiredStateError(problems, warnings=tuple(map(str, warnings)))
+        raise DesiredStateError(problems, warnings=[warning.as_problem() for warning in warnings])
     return DesiredState(tuple(contacts), tuple(files), tuple(warnings))

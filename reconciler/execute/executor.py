@@ -94,10 +94,12 @@ def executing(
     settings: DiffSettings,
     cwd: Path,
     account: str | None = None,
+    journal_file: Path | None = None,
 ) -> Iterator[Executor]:
-    """An executor with its journal open and Ctrl-C deferred to the end of the batch in
-    flight; the progress line is ended however the block ends."""
-    with Journal(cwd / JOURNAL_FILE) as journal:
+    """An executor with its journal (``journal_file``, default ``.reconciler/journal.jsonl``
+    in ``cwd``) open and Ctrl-C deferred to the end of the batch in flight; the progress
+    line is ended however the block ends."""
+    with Journal(journal_file if journal_file is not None else cwd / JOURNAL_FILE) as journal:
         interrupt = GracefulInterrupt(console)
         executor = Executor(
             client,

@@ -102,6 +102,7 @@ class Pruner:
 
         sent: list[LiveContact] = []
         unknown: set[str] = set()
+        self.console.begin_progress()
         try:
             for batch in chunks(confirmed, self.client.delete_batch_size):
                 # Counted as sent before the call: the client may split the batch, and a
@@ -113,7 +114,7 @@ class Pruner:
                 result = self.client.bulk_delete([contact.uuid for contact in batch])
                 unknown.difference_update(in_flight)
                 unknown.update(result.ambiguous)
-                self.console.progress("Deleting contacts", len(sent), len(confirmed))
+                self.console.progress("Deleting", len(sent), len(confirmed), unit="contacts")
                 if self.recorder.interrupt.requested:
                     break
         finally:

@@ -24,6 +24,8 @@ class Failure:
     phone: str
     source: str | None
     reason: str
+    # True when the change may or may not have happened (still unknown after re-reads).
+    unknown: bool = False
 
     def line(self, *, mask: bool) -> str:
         phone = mask_phone(self.phone) if mask else self.phone
@@ -99,8 +101,10 @@ class Recorder:
     def journal_lines(self, entries: Sequence[JournalEntry]) -> None:
         self.journal.append(entries)
 
-    def fail(self, action: str, phone: str, source: str | None, reason: str) -> None:
-        self.tally.failures.append(Failure(action, phone, source, reason))
+    def fail(
+        self, action: str, phone: str, source: str | None, reason: str, *, unknown: bool = False
+    ) -> None:
+        self.tally.failures.append(Failure(action, phone, source, reason, unknown))
 
     def count(self, action: str) -> None:
         if action == "create":

@@ -124,12 +124,13 @@ class Upserter:
         pending: list[Create | Update] = list(changes)
         total = len(changes)
         done = 0
+        self.console.begin_progress()
         for round_number in range(MAX_RESOLVE_ROUNDS + 1):
             ambiguous: list[Create | Update] = []
             for batch in chunks(pending, self.client.batch_size):
                 ambiguous.extend(self._send_batch(batch, marker, fields, intent))
                 done += len(batch)
-                self.console.progress("Writing contacts", min(done, total), total)
+                self.console.progress("Writing", min(done, total), total, unit="changes")
                 recorder.stop_if_interrupted()
             if not ambiguous:
                 return
@@ -148,6 +149,7 @@ class Upserter:
                         sources[phone],
                         f"outcome still unknown after {MAX_RESOLVE_ROUNDS} re-reads; "
                         "run apply again",
+                        unknown=True,
                     )
                 return
             pending = self._resolve(phones, fields, intent, sources)
@@ -287,7 +289,7 @@ class Upserter:
             if phone not in self.desired:
                 reason = "outcome unknown and no declaration to compare with; run apply again"
                 entries.append(recorder.entry(action, phone, contact_id, "unresolved", reason))
-                recorder.fail(action, phone, sources[phone], reason)
+                recorder.fail(action, phone, sources[phone], reason, unknown=True)
             elif phone in troubled:
                 reason = troubled[phone]
                 entries.append(recorder.entry(action, phone, contact_id, "failed", reason))

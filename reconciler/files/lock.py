@@ -1,17 +1,20 @@
-"""One apply or restore at a time per working directory: an exclusive ``flock`` on
+"""One apply or restore at a time per working directory: an exclusive lock on
 ``.reconciler/lock`` held for the whole run.
 
-The kernel releases a ``flock`` when its holder dies, however it dies, so a crashed run never
-leaves a stale lock behind; the file itself stays and only records who held it last."""
+The lock is ``filelock``'s native one (``flock`` on Unix, ``msvcrt.locking`` on Windows):
+the operating system releases it when its holder dies, however it dies, so a crashed run
+never leaves a stale lock behind; the file itself stays and only records who held it last."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, SoftFileLock, Timeout
 
 from reconciler.core.errors import LockHeldError
 
@@ -20,13 +23,28 @@ DEFAULT_WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.1
 
 
-def _holder(descriptor: int) -> str:
-    """What the current holder wrote into the file (``pid 1234 (apply)``), for the message."""
+def _holder(path: Path) -> str:
+    """What the current holder wrote into the file (``pid 1234 (apply)``), for the message.
+    Where the platform keeps a locked file unreadable (Windows), it is not known."""
     with contextlib.suppress(OSError):
-        text = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip()
-        if text:
-            return text
+        with path.open("rb") as file:
+            lines = file.read(200).decode("utf-8", "replace").strip().splitlines()
+        # A soft lock's marker holds the bare pid on its first line.
+        if lines and lines[0].strip():
+            first = lines[0].strip()
+            return f"pid {first}" if first.isdigit() else first
     return "unknown process"
+
+
+def _record_holder(command: str) -> Callable[[int], None]:
+    def record(descriptor: int) -> None:
+        # Best effort: the note only improves the message another run prints.
+        with contextlib.suppress(OSError):
+            os.ftruncate(descriptor, 0)
+            os.lseek(descriptor, 0, os.SEEK_SET)
+            os.write(descriptor, f"pid {os.getpid()} ({command})\n".encode())
+
+    return record
 
 
 @contextlib.contextmanager
@@ -46,36 +64,47 @@ def exclusive_lock(
     path = directory / LOCK_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as error:
-        raise LockHeldError(
-            f"cannot open the lock file {path}: {error.strerror or error}. "
-            "Check that the directory is writable."
-        ) from None
-    try:
-        deadline = clock() + wait_seconds
-        told = False
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _holder(descriptor)
-                if clock() >= deadline:
-                    raise LockHeldError(
-                        f"another reconciler run ({holder}) holds {LOCK_FILE} in this directory; "
-                        f"waited {wait_seconds:g} s. Let it finish, then run {command} again "
-                        "(or pass a longer --lock-timeout)."
-                    ) from None
-                if on_wait is not None and not told:
-                    on_wait(f"Waiting for another reconciler run ({holder}) to release {LOCK_FILE}")
-                    told = True
-                sleep(_POLL_SECONDS)
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"pid {os.getpid()} ({command})\n".encode(), 0)
+        raise _unopenable(path, error) from None
+    # One instance per run, its own descriptor: two runs in one process exclude each other
+    # like two processes do. The file is kept on release, so it can name its last holder.
+    lock = FileLock(path, mode=0o600, thread_local=False, is_singleton=False, **_native(command))
+    deadline = clock() + wait_seconds
+    told = False
+    while True:
         try:
-            yield path
-        finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            lock.acquire(timeout=0, blocking=False)
+            break
+        except Timeout:
+            holder = _holder(path)
+            if clock() >= deadline:
+                raise LockHeldError(
+                    f"another reconciler run ({holder}) holds {LOCK_FILE} in this directory; "
+                    f"waited {wait_seconds:g} s. Let it finish, then run {command} again "
+                    "(or pass a longer --lock-timeout)."
+                ) from None
+            if on_wait is not None and not told:
+                on_wait(f"Waiting for another reconciler run ({holder}) to release {LOCK_FILE}")
+                told = True
+            sleep(_POLL_SECONDS)
+        except OSError as error:
+            raise _unopenable(path, error) from None
+    try:
+        yield path
     finally:
-        os.close(descriptor)
+        lock.release()
+
+
+def _native(command: str) -> dict[str, Any]:
+    """What only a native lock offers: the file kept on release, naming its last holder.
+    (Without one, ``FileLock`` is an existence lock, whose file is the lock.)"""
+    if issubclass(FileLock, SoftFileLock):
+        return {}
+    return {"preserve_lock_file": True, "on_acquired": _record_holder(command)}
+
+
+def _unopenable(path: Path, error: OSError) -> LockHeldError:
+    return LockHeldError(
+        f"cannot open the lock file {path}: {error.strerror or error}. "
+        "Check that the directory is writable."
+    )

@@ -21,8 +21,14 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
-from reconciler.core.errors import AmbiguousWriteError, BadResponseError
+from reconciler.core.errors import (
+    AmbiguousWriteError,
+    ApiError,
+    BadResponseError,
+    TransportError,
+)
 from reconciler.core.model import CustomField, LiveContact
+from reconciler.core.progress import Estimate, ProgressSink
 from reconciler.heymarket.auth import Credentials
 from reconciler.heymarket.listing import keep_newest, list_contacts
 from reconciler.heymarket.pagination import PageRequest
@@ -118,6 +124,8 @@ class HeymarketClient:
         self.batch_size = batch_size
         self.delete_batch_size = batch_size
         self.search_batch_size = batch_size
+        # Where a listing reports how far it is (the run's console); ``None``: nowhere.
+        self.progress: ProgressSink | None = None
 
     @property
     def request_count(self) -> int:
@@ -145,7 +153,7 @@ class HeymarketClient:
     def list_contacts(self) -> list[LiveContact]:
         """Every contact of the account exactly once (its newest version seen), in
         ascending ``updated`` order."""
-        return self._list_from(EPOCH)
+        return self._list_from(EPOCH, self._count_once())
 
     def list_contacts_since(self, updated: str) -> list[LiveContact]:
         """Every contact whose ``updated`` is at or after ``updated`` (RFC 3339), once each."""
@@ -241,12 +249,40 @@ class HeymarketClient:
 
     # -- listing -----------------------------------------------------------------------
 
-    def _list_from(self, start: str) -> list[LiveContact]:
+    def _count_once(self) -> Estimate:
+        """The account's contact count, asked for once and only if a progress line shows it:
+        a guide to a whole listing's length, never worth failing the listing for."""
+        asked: list[int | None] = []
+
+        def estimate() -> int | None:
+            if not asked:
+                try:
+                    asked.append(self.count())
+                except (ApiError, TransportError):
+                    asked.append(None)
+            return asked[0]
+
+        return estimate
+
+    def _list_from(self, start: str, estimate: Estimate | None = None) -> list[LiveContact]:
+        progress = self.progress
+        if progress is not None:
+            progress.begin_progress()
+        try:
+            return self._list_pages(start, progress, estimate)
+        finally:
+            if progress is not None:
+                progress.end_progress()
+
+    def _list_pages(
+        self, start: str, progress: ProgressSink | None, estimate: Estimate | None
+    ) -> list[LiveContact]:
         while True:
             answered = False
+            read = 0
 
             def fetch_page(request: PageRequest) -> list[LiveContact]:
-                nonlocal answered
+                nonlocal answered, read
                 # Only the first page can tell that `limit` is over the server's largest
                 # (later ones ask for no more than it served); a refusal then is a smaller
                 # page size to try, as a silent cap would have been.
@@ -260,7 +296,11 @@ class HeymarketClient:
                 answered = True
                 # A whole account: typed fields only (~150 MB less at 100k contacts); whatever
                 # needs a full record (a prune backup) re-reads those contacts by search.
-                return parse_contact_list(body, keep_raw=False)
+                page = parse_contact_list(body, keep_raw=False)
+                read += len(page)
+                if progress is not None:
+                    progress.progress("Listing contacts", read, estimate=estimate)
+                return page
 
             try:
                 return list_contacts(fetch_page, start, self.page_size)

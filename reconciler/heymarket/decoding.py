@@ -14,6 +14,12 @@ from reconciler.core.errors import BadResponseError, one_line
 from reconciler.core.redaction import SecretScrubber
 from reconciler.files.untrusted_json import UnreadableJson, decode_json
 
+# What an answer no Heymarket would give means, after "<the URL> ": a wrong URL, not an outage.
+NOT_THE_API = (
+    "does not look like the Heymarket API; check the API URL "
+    "(--api-url, HEYMARKET_API_URL or api.url in reconciler.yaml)"
+)
+
 
 def success_body(
     response: httpx.Response, request_id: str | None, scrubber: SecretScrubber
@@ -30,15 +36,15 @@ def success_body(
     except UnreadableJson as error:
         if not error.not_json:
             raise BadResponseError(
-                f"Heymarket answered with JSON that cannot be read ({error.reason}): check "
-                "that the API URL points at the Heymarket API",
+                f"Heymarket answered with JSON that cannot be read ({error.reason}): "
+                f"the API URL {NOT_THE_API}",
                 status=response.status_code,
                 request_id=request_id,
             ) from None
         content_type = _content_type(response, scrubber)
         raise BadResponseError(
             f"Heymarket answered with a body that is not JSON ({content_type}): "
-            "check that the API URL points at the Heymarket API",
+            f"the API URL {NOT_THE_API}",
             status=response.status_code,
             request_id=request_id,
         ) from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final
 
 import httpx
@@ -33,7 +34,7 @@ from reconciler.core.errors import (
 )
 from reconciler.core.redaction import CredentialVariables
 from reconciler.heymarket.auth import BearerAuth, Credentials, JwtCredentials
-from reconciler.heymarket.decoding import ErrorBody, success_body
+from reconciler.heymarket.decoding import NOT_THE_API, ErrorBody, success_body
 from reconciler.heymarket.ratelimit import SlidingWindowLimiter
 from reconciler.heymarket.retry import BackoffPolicy, http_date_seconds, parse_retry_after
 
@@ -240,6 +241,15 @@ class Transport:
                 retry_after=self._retry_after(response),
                 rate_limited=True,
             )
+        if status == HTTPStatus.NOT_IMPLEMENTED and not write:
+            # "This server has no such method": what a web server that is not the API says
+            # (Python's own http.server, for one), not an outage to wait out.
+            raise BadResponseError(
+                f"{method} {path} answered HTTP 501 Not Implemented ({error_body.message}): "
+                f"{self.base_url} {NOT_THE_API}",
+                status=status,
+                request_id=request_id,
+            )
         if status >= 500:
             if write:
                 raise AmbiguousWriteError(
@@ -271,8 +281,8 @@ class Transport:
             )
         if not error_body.is_json:
             raise BadResponseError(
-                f"Heymarket answered {method} {path} with {error_body.message}: check that the "
-                "API URL points at the Heymarket API",
+                f"{method} {path} answered HTTP {status} with {error_body.message}: "
+                f"{self.base_url} {NOT_THE_API}",
                 status=status,
                 request_id=request_id,
             )

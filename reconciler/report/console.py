@@ -1,6 +1,6 @@
 """Where a command talks to its user: output streams (all text through one filter), the
-yes/no question, a progress counter on a terminal, and Ctrl-C that lets the batch in flight
-finish."""
+yes/no question, progress (a counter on a terminal, a line every few seconds in a log), and
+Ctrl-C that lets the batch in flight finish."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
@@ -19,6 +20,7 @@ import click
 
 from reconciler.core.errors import ApprovalRequiredError
 from reconciler.core.masking import KnownNames, mask_text
+from reconciler.core.progress import Estimate, Pacer, progress_text
 from reconciler.core.redaction import SecretScrubber, credential_values_in
 
 NO_COLOR_VARIABLE = "NO_COLOR"
@@ -74,12 +76,33 @@ class Console:
     stdout_is_tty: bool = False
     stderr_is_tty: bool = False
     screen: OutputFilter = field(default_factory=OutputFilter)
+    # Monotonic seconds, for the pace of progress lines in a log.
+    clock: Callable[[], float] = time.monotonic
     _progress_shown: bool = field(default=False, repr=False)
+    _unfiltered: tuple[Callable[[str], None], Callable[[str], None]] = field(init=False, repr=False)
+    _last_counter: str | None = field(default=None, repr=False)
+    _pacer: Pacer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         write_out, write_err = self.out, self.err
+        self._unfiltered = (write_out, write_err)
         self.out = lambda text: write_out(self.screen(text))
         self.err = lambda text: write_err(self.screen(text))
+
+    def for_people_on_stderr(self) -> Console:
+        """This console with what it would print on stdout sent to stderr, for a run whose
+        stdout carries one document for a script (``--format json``). Same filter, same
+        questions; colour follows stderr."""
+        write_err = self._unfiltered[1]
+        return Console(
+            out=write_err,
+            err=write_err,
+            ask=self.ask,
+            stdin_is_tty=self.stdin_is_tty,
+            stdout_is_tty=self.stderr_is_tty,
+            stderr_is_tty=self.stderr_is_tty,
+            screen=self.screen,
+        )
 
     @classmethod
     def standard(cls, screen: OutputFilter | None = None) -> Console:
@@ -106,16 +129,48 @@ class Console:
             screen=screen or OutputFilter.for_environment(os.environ),
         )
 
-    def progress(self, label: str, done: int, total: int) -> None:
-        """A one-line counter on a terminal's stderr; nothing in logs and pipes."""
-        if not self.stderr_is_tty:
+    def begin_progress(self) -> None:
+        """A long operation starts now (``core/progress.py``)."""
+        self.end_progress()
+        self._last_counter = None
+        self._pacer = Pacer(self.clock())
+
+    def progress(
+        self,
+        label: str,
+        done: int,
+        total: int | None = None,
+        *,
+        unit: str = "",
+        estimate: Estimate | None = None,
+    ) -> None:
+        """On a terminal's stderr, a counter of a known total redrawn in place. Otherwise (a CI
+        log, a pipe, or a listing whose total is only estimated), a line once a progress
+        interval has passed, so a fast operation prints none."""
+        if self.stderr_is_tty and total is not None:
+            counter = progress_text(label, done, total, unit=unit)
+            if counter == self._last_counter:
+                return
+            self._last_counter = counter
+            self.err(f"\r{counter}")
+            self._progress_shown = True
+            if done >= total:
+                self.end_progress()
             return
-        self.err(f"\r{label}: {done}/{total}")
-        self._progress_shown = True
-        if done >= total:
-            self.end_progress()
+        now = self.clock()
+        if self._pacer is None:
+            self._pacer = Pacer(now)
+        if not self._pacer.due(now):
+            return
+        approximate = False
+        if total is None and estimate is not None:
+            total = estimate()
+            approximate = total is not None
+        text = progress_text(label, done, total, unit=unit, approximate=approximate)
+        self.err(f"{text} ({self._pacer.elapsed(now):,} s)\n")
 
     def end_progress(self) -> None:
+        self._pacer = None
         if self._progress_shown:
             self.err("\n")
             self._progress_shown = False

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from reconciler import __version__
 from reconciler.cli import main
 from reconciler.commands.init import WORKFLOW_NAMES, workflow_template
 from tests.workflow_lint import ROOT, actionlint, check_jsonschema
@@ -283,3 +284,9 @@ def test_init_accounts_refuses_names_it_cannot_use(
     assert main(["init", str(tmp_path / "repo"), "--accounts", accounts]) == 1
     assert capsys.readouterr().err.startswith(message)
     assert not (tmp_path / "repo").exists()
+
+
+def test_readme_installs_this_version_by_the_distributions_own_name(repository: Path) -> None:
+    readme = (repository / "README.md").read_text(encoding="utf-8")
+    assert f"heymarket-reconciler=={__version__}" in readme
+    assert "pip install reconciler" not in readme

@@ -320,7 +320,17 @@ def test_invalid_desired_state_makes_no_request(
     # The desired state is checked before the credentials: its problems come first.
     monkeypatch.delenv("HEYMARKET_API_KEY")
     code, out, err = run(["--format", "json"], capsys)
-    assert (code, out) == (1, "")
+    assert code == 1
+    # For a script: one JSON error on stdout, with every problem.
+    error = json.loads(out)["error"]
+    assert error["message"] == (
+        "Found 2 problems in 1 file; nothing was planned and no request was made"
+    )
+    assert error["exit_code"] == 1
+    assert [(p["file"], p["line"], p["column"]) for p in error["problems"]] == [
+        ("contacts/bad.yaml", 3, 5),
+        ("contacts/bad.yaml", 4, 5),
+    ]
     lines = err.splitlines()
     assert lines[0].startswith('contacts/bad.yaml:3:5: unknown key "frist"')
     assert lines[1].startswith('contacts/bad.yaml:4:5: phone "510 555 0031" has no country')

@@ -370,7 +370,9 @@ def test_an_unassigned_number_is_a_warning_not_a_problem(
     with pytest.raises(DesiredStateError) as caught:
         load_desired_state(contacts_dir, tmp_path)
     assert len(caught.value.problems) == 1
-    assert [line.split(": warning")[0] for line in caught.value.warnings] == ["contacts/a.yaml:3:5"]
+    assert [warning.warning_line().split(": warning")[0] for warning in caught.value.warnings] == [
+        "contacts/a.yaml:3:5"
+    ]
 
 
 def test_the_parse_cache_keeps_regions_apart(contacts_dir: Path, tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ SANDBOX_DIR = Path(reconciler.sandbox.__file__).parent
 ALLOWED_OUTSIDE_SANDBOX = frozenset(
     {
         "reconciler",
+        # The version the package was built with (generated; holds nothing but the version).
+        "reconciler._version",
         "reconciler.core",
         "reconciler.core.errors",
         "reconciler.files",
