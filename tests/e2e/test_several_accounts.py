@@ -469,3 +469,20 @@ def test_each_account_says_how_its_live_state_was_read(
     ]
     assert main(["plan"]) == 0
     assert capsys.readouterr().out.count("Live state read") == 2
+
+
+def test_json_results_of_several_accounts(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": SHARED_PHONE}, {"phone": "442079460958"})
+    assert main(["validate", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["valid"], document["contacts"], document["files"]) == (True, 3, 2)
+
+    # One result document per run: apply --format json works on one account.
+    assert main(["apply", "--auto-approve", "--format", "json"]) == 1
+    capsys.readouterr()
+    assert write_count(sandbox) == 0 and write_count(uk) == 0
+    assert main(["apply", "--auto-approve", "--format", "json", "--account", "uk"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 2
