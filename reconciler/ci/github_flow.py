@@ -52,7 +52,10 @@ class GitHub:
     def from_environment(cls, environ: Mapping[str, str]) -> GitHub:
         missing = [name for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY") if not environ.get(name)]
         if missing:
-            raise FlowError(f"{' and '.join(missing)} not set; pass them to the step's env.")
+            verb, pronoun = ("is", "it") if len(missing) == 1 else ("are", "them")
+            raise FlowError(
+                f"{' and '.join(missing)} {verb} not set: pass {pronoun} in the step's env."
+            )
         api_url = environ.get("GITHUB_API_URL") or "https://api.github.com"
         return cls(api_url.rstrip("/"), environ["GITHUB_TOKEN"], environ["GITHUB_REPOSITORY"])
 

@@ -245,7 +245,7 @@ def test_a_reviewed_plan_that_is_proven_is_applied_and_the_result_posted(
 
     assert not job.failed, job.log()
     assert job.steps["apply"].outputs["exit-code"] == "0"
-    assert job.outputs["fresh"] == "false"
+    assert job.outputs["fresh"] == ""
     assert live_plan(runner)["changes"] == []
     result = github.state.comment_bodies(PR)[-1]
     assert result.startswith("<!-- reconciler-apply -->\n**reconciler apply applied** (reviewed")
