@@ -2,7 +2,7 @@
 ``python -m reconciler.ci.github_flow COMMAND``: find the pull request a push merged, fetch
 the plan saved for its head commit, and keep the pull request's comments current.
 
-Standard library only, and nothing of reconciler's own: it talks to the GitHub REST API
+The standard library and the package's one JSON decoder only: it talks to the GitHub REST API
 (``GITHUB_API_URL``, ``GITHUB_TOKEN``, ``GITHUB_REPOSITORY`` as a job provides them) and
 writes step outputs to ``GITHUB_OUTPUT``. Every failure is one line and exit 1."""
 
@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from reconciler.files.untrusted_json import UnreadableJson, decode_json
 
 PLAN_MARKER = "<!-- reconciler-plan -->"
 APPLY_MARKER = "<!-- reconciler-apply -->"
@@ -81,8 +83,8 @@ class GitHub:
     def json(self, method: str, path: str, body: Any = None) -> Any:
         _status, payload, _location = self._request(method, path, body)
         try:
-            return json.loads(payload) if payload else None
-        except ValueError:
+            return decode_json(payload) if payload else None
+        except UnreadableJson:
             raise FlowError(f"GitHub's answer to {method} {path} is not JSON.") from None
 
     def pages(self, path: str, key: str | None = None) -> list[Any]:
