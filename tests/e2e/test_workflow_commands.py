@@ -447,3 +447,29 @@ def test_a_snapshot_a_pull_request_saved_is_never_read_on_the_default_branch(
 
     (restore,) = [r for name, r in drift.results if name == "Restore the live snapshot"]
     assert restore.outputs["cache-hit"] == "false"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_a_damaged_snapshot_in_the_cache_is_not_trusted(
+    make_runner: MakeRunner, sandbox: SandboxHandle, cache: CacheStore, damage: str
+) -> None:
+    seed_demo_account(sandbox)
+    sandbox.set_faults(page_cap=5)
+    drift = ROOT / ".github" / "workflows" / "drift.yml"
+    first = make_runner("push").run_job(drift, "drift")
+    assert not first.failed, first.log()
+    expected = json.loads(Path(first.steps["plan"].outputs["plan-json"]).read_text())["changes"]
+    snapshots = [p for _, _, entry in cache.entries for p in entry.rglob("*") if p.is_file()]
+    assert snapshots
+    for snapshot in snapshots:
+        content = snapshot.read_bytes()
+        snapshot.write_bytes(content[: len(content) // 2] if damage == "truncated" else b"[]")
+    cold = api_requests(sandbox)
+
+    second = make_runner("push").run_job(drift, "drift")
+
+    assert not second.failed, second.log()
+    saved = json.loads(Path(second.steps["plan"].outputs["plan-json"]).read_text())
+    assert saved["changes"] == expected
+    # Listed in full again (an incremental read of this account costs at most 5).
+    assert api_requests(sandbox) - cold > 5
