@@ -256,6 +256,41 @@ def test_a_reviewed_plan_that_is_proven_is_applied_and_the_result_posted(
     assert "journal.jsonl" in journal
 
 
+@pytest.mark.parametrize("prune", ["true", "", "false"])
+def test_deletes_are_planned_reviewed_and_applied_only_where_the_repository_opts_in(
+    make_runner: MakeRunner, sandbox: SandboxHandle, github: GitHubStub, prune: str
+) -> None:
+    seed_demo_account(sandbox)
+    workflows = ROOT / ".github" / "workflows"
+    planner = make_runner("pull_request")
+    planner.vars["RECONCILER_PRUNE"] = prune
+    planned = planner.run_job(workflows / "plan.yml", "plan")
+    assert not planned.failed, planned.log()
+    saved = json.loads(planner.artifacts[f"reconciler-plan-{HEAD_SHA}"]["plan.json"])
+    to_delete = {c["phone"] for c in saved["changes"] if c["action"] == "delete"}
+    assert bool(to_delete) is (prune == "true")
+    github.state.add_plan_artifact(HEAD_SHA, planner.artifacts[f"reconciler-plan-{HEAD_SHA}"])
+    github.state.merged_pull(PR, MERGE_SHA, HEAD_SHA)
+    runner = make_runner("push")
+    runner.vars["RECONCILER_PRUNE"] = prune
+    live_before = {c["phone"] for c in sandbox.contacts()}
+
+    job = runner.run_job(workflows / "apply.yml", "apply")
+
+    assert not job.failed, job.log()
+    assert job.steps["apply"].outputs["exit-code"] == "0"
+    live_after = {c["phone"] for c in sandbox.contacts()}
+    assert live_before - live_after == to_delete
+    uploaded = runner.artifacts[f"reconciler-apply-{runner.github['run_id']}-1"]
+    backed_up = {
+        json.loads(line)["phone"]
+        for name, content in uploaded.items()
+        if "backups" in name
+        for line in content.decode().splitlines()
+    }
+    assert backed_up == to_delete
+
+
 def change_desired_state(runner: Runner) -> None:
     """Another merge landed between the review and this apply: a name changed."""
     sales = runner.workspace / "contacts" / "sales.yaml"
