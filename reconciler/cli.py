@@ -25,6 +25,7 @@ from reconciler.cli_options import (
     mask_pii_option,
     refresh_option,
     sandbox_options,
+    target_option,
 )
 from reconciler.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, DesiredStateError, ReconcilerError
 from reconciler.report.console import OutputFilter
@@ -164,6 +165,7 @@ def fmt(config_file: Path | None, contacts_dir: Path | None, check: bool) -> int
     help="Exit 0 with no changes, 2 with changes, 1 on error.",
 )
 @click.option("--prune", is_flag=True, help="Show the deletes `apply --prune` would do.")
+@target_option
 @mask_pii_option
 @insecure_option
 @refresh_option
@@ -176,6 +178,7 @@ def plan(
     out: Path | None,
     detailed_exitcode: bool,
     prune: bool,
+    targets: tuple[str, ...],
     mask_pii: bool,
     insecure: bool,
     refresh: Literal["auto", "full"],
@@ -191,6 +194,7 @@ def plan(
         out=out,
         detailed_exitcode=detailed_exitcode,
         prune=prune,
+        targets=targets,
         mask_pii=mask_pii,
         no_color=no_color,
         insecure=insecure,
@@ -273,6 +277,7 @@ def export(
     metavar="N",
     help="Allow up to N deletes in this run (replaces both prune caps).",
 )
+@target_option
 @mask_pii_option
 @insecure_option
 @lock_timeout_option
@@ -286,6 +291,7 @@ def apply(
     auto_approve: bool,
     prune: bool,
     max_deletes: int | None,
+    targets: tuple[str, ...],
     mask_pii: bool,
     insecure: bool,
     lock_timeout: float,
@@ -302,6 +308,7 @@ def apply(
         auto_approve=auto_approve,
         prune=prune,
         max_deletes=max_deletes,
+        targets=targets,
         mask_pii=mask_pii,
         no_color=no_color,
         insecure=insecure,

@@ -64,6 +64,18 @@ def mask_pii_option(function: F) -> F:
     )(function)
 
 
+def target_option(function: F) -> F:
+    return click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="T",
+        help="Only the changes for T (repeatable): a phone, or a contacts file, directory or "
+        "glob (from the working directory, else the contacts directory). Only a phone "
+        "selects a delete.",
+    )(function)
+
+
 def refresh_option(function: F) -> F:
     return click.option(
         "--refresh",

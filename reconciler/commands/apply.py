@@ -23,7 +23,8 @@ Ctrl-C during the writes stops after the batch in flight, with the journal writt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from reconciler.commands.context import (
     locked,
     make_plan,
     render_options,
+    resolve_targets,
 )
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import (
@@ -44,6 +46,7 @@ from reconciler.core.errors import (
     ApplyInterruptedError,
     PruneMismatchError,
     StalePlanError,
+    TargetError,
 )
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField
@@ -81,6 +84,8 @@ class ApplyRequest:
     auto_approve: bool = False
     prune: bool = False
     max_deletes: int | None = None
+    # --target, as typed (empty: everything; a saved plan carries its own).
+    targets: tuple[str, ...] = ()
     mask_pii: bool = False
     no_color: bool = False
     insecure: bool = False
@@ -138,6 +143,22 @@ def _prove_saved_plan(
         f"difference{'' if count == 1 else 's'} above), so nothing was written."
         f"{what_changed} {again}"
     )
+
+
+@contextlib.contextmanager
+def _saved_targets_proven(request: ApplyRequest, saved: SavedPlan | None) -> Iterator[None]:
+    """A saved plan's target that selects nothing today makes the file stale (exit 3), as
+    any other difference from the plan derived now does."""
+    try:
+        yield
+    except TargetError as error:
+        if saved is None:
+            raise
+        raise StalePlanError(
+            f"{request.plan_file} was planned for targets that no longer hold ({error}), so "
+            "nothing was written. Make a new plan (`reconciler plan --target T --out FILE`), "
+            "review it, and apply that."
+        ) from None
 
 
 def _show_plan(plan: Plan, console: Console, options: RenderOptions) -> None:
@@ -210,6 +231,15 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
     saved = read_saved_plan(_absolute(request.plan_file, cwd)) if request.plan_file else None
     if saved is not None:
         _check_prune_intent(request, saved)
+        if request.targets:
+            raise TargetError(
+                f"{request.plan_file} is applied with the targets it was planned with; "
+                "drop --target, or make a new plan with the targets you want"
+            )
+    with _saved_targets_proven(request, saved):
+        targets = resolve_targets(
+            settings, desired, saved.targets if saved is not None else request.targets
+        )
     if request.max_deletes is not None and not request.prune:
         console.err("Note: --max-deletes has no effect without --prune.\n")
 
@@ -221,14 +251,16 @@ def _apply_locked(request: ApplyRequest, env: Environment, started_at: datetime)
             client, refresh=request.refresh, cache_dir=cache_directory(settings)
         )
         console.screen.add_names(contact_names(live.contacts))
-        plan = make_plan(
-            desired,
-            live,
-            config,
-            prune=request.prune,
-            run_max_deletes=request.max_deletes,
-            journal=cwd / JOURNAL_FILE,
-        ).plan
+        with _saved_targets_proven(request, saved):
+            plan = make_plan(
+                desired,
+                live,
+                config,
+                prune=request.prune,
+                run_max_deletes=request.max_deletes,
+                journal=cwd / JOURNAL_FILE,
+                targets=targets,
+            ).plan
         fields: Sequence[CustomField] = live.fields
         if saved is not None:
             current = current_provenance(desired.contacts, settings.api_url, plan.marker, cwd)

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from reconciler.core.diff import DiffSettings, diff
-from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
+from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError, TargetError
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact, SourceLocation
 from reconciler.core.plan import Notice, Plan
 from reconciler.core.redaction import credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
+from reconciler.core.targets import Targets, targeted_plan
 from reconciler.desired.config import Config, load_config
 from reconciler.desired.loader import DesiredState, load_desired_state
+from reconciler.desired.targets import read_targets
 from reconciler.execute.journal import seen_rewrites
 from reconciler.files.lock import exclusive_lock
 from reconciler.heymarket import HeymarketClient, credentials_from_env
@@ -192,17 +194,51 @@ def make_plan(
     prune: bool,
     run_max_deletes: int | None = None,
     journal: Path | None = None,
+    targets: Targets | None = None,
 ) -> PlanRun:
     """The plan; with ``journal``, its changes that send a value the account rewrote last
-    time are marked (``core.rewrites``)."""
+    time are marked (``core.rewrites``); with ``targets``, only their changes."""
     diff_settings = config.diff_settings(run_max_deletes=run_max_deletes)
     plan = diff(desired.contacts, live.contacts, live.fields, diff_settings, prune=prune)
+    if targets is not None:
+        plan = _targeted(plan, targets, desired, live, diff_settings)
     if desired.warnings:
         # The desired state's own warnings come first: they are about what the files say.
         plan = replace(plan, warnings=(*_phone_notices(desired), *plan.warnings))
     if journal is not None:
         plan = mark_seen_rewrites(plan, seen_rewrites(journal))
     return PlanRun(desired=desired, live=live, settings=diff_settings, plan=plan)
+
+
+def resolve_targets(
+    settings: Settings, desired: DesiredState, written: Sequence[str]
+) -> Targets | None:
+    """``--target`` values read against the loaded desired state (no request made)."""
+    return read_targets(
+        written,
+        contacts_dir=settings.contacts_dir,
+        cwd=settings.cwd,
+        files=desired.files,
+        default_region=settings.config.phones.default_region,
+    )
+
+
+def _targeted(
+    plan: Plan, targets: Targets, desired: DesiredState, live: LiveState, settings: DiffSettings
+) -> Plan:
+    known = {contact.phone for contact in desired.contacts}
+    known.update(contact.phone for contact in live.contacts)
+    unknown = sorted(targets.phones - known)
+    if unknown:
+        raise TargetError(
+            f"--target {unknown[0]} is neither declared nor in the account; check the number"
+        )
+    candidates = 0
+    if not plan.prune and targets.phones:
+        # What --prune would add for the phones named, for the plan's hint.
+        everything = diff(desired.contacts, live.contacts, live.fields, settings, prune=True)
+        candidates = sum(1 for change in everything.deletes if change.phone in targets.phones)
+    return targeted_plan(plan, targets, settings, prune_candidates=candidates)
 
 
 # --- the opening of a run ----------------------------------------------------------------

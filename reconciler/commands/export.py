@@ -41,6 +41,7 @@ from reconciler.desired.loader import (
     contact_files,
 )
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
+from reconciler.desired.tags import MAX_TAGS, read_tags
 from reconciler.desired.yaml_text import writable
 from reconciler.files.atomic import write_atomically
 from reconciler.files.paths import display_path
@@ -119,6 +120,10 @@ class _Exporter:
             text = normalize_text(value) if isinstance(value, str) else None
             if text is not None:
                 declared[name] = text
+        if live.tags:
+            # Only a contact that has tags declares them: an exported file manages what the
+            # account holds, and "tags: []" on every other contact would say nothing new.
+            declared["tags"] = list(live.tags)
         custom: dict[str, str] = {}
         for field_id, custom_value in sorted(live.custom.items()):
             if field_id == self.ownership.marker_id:
@@ -150,6 +155,18 @@ class _Exporter:
                     f"{phone}: the live {name} holds a character no file can hold (a lone "
                     "surrogate): left out, so it is not managed."
                 )
+        tags = declared.get("tags")
+        if tags is not None:
+            read = read_tags(tags) if all(map(writable, tags)) else None
+            if not isinstance(read, tuple):
+                del declared["tags"]
+                self.warnings.append(
+                    f"{phone}: the live tags cannot be declared as they are (more than "
+                    f"{MAX_TAGS}, blank, repeated, or holding a character no file can hold): "
+                    "left out, so they are not managed."
+                )
+            else:
+                declared["tags"] = list(read)
         custom = declared.get("custom", {})
         for title, value in list(custom.items()):
             if not writable(title) or (isinstance(value, str) and not writable(value)):

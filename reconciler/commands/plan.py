@@ -16,6 +16,7 @@ from reconciler.commands.context import (
     load_inputs,
     make_plan,
     render_options,
+    resolve_targets,
 )
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
@@ -42,6 +43,8 @@ class PlanRequest:
     out: Path | None = None
     detailed_exitcode: bool = False
     prune: bool = False
+    # --target, as typed (empty: everything).
+    targets: tuple[str, ...] = ()
     mask_pii: bool = False
     no_color: bool = False
     insecure: bool = False
@@ -75,6 +78,7 @@ def run(request: PlanRequest, env: Environment) -> int:
     if inputs is None:
         return EXIT_ERROR
     settings, desired = inputs.settings, inputs.desired
+    targets = resolve_targets(settings, desired, request.targets)
 
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
@@ -82,7 +86,12 @@ def run(request: PlanRequest, env: Environment) -> int:
         )
     console.screen.add_names(contact_names(live.contacts))
     plan = make_plan(
-        desired, live, settings.config, prune=request.prune, journal=env.cwd / JOURNAL_FILE
+        desired,
+        live,
+        settings.config,
+        prune=request.prune,
+        journal=env.cwd / JOURNAL_FILE,
+        targets=targets,
     ).plan
 
     options = render_options(

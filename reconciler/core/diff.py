@@ -31,6 +31,7 @@ from reconciler.core.normalize import custom_value_text, normalize_text, predict
 from reconciler.core.ownership import FieldIndex, Marker, Ownership
 from reconciler.core.phones import is_canonical_phone, is_protected
 from reconciler.core.plan import (
+    PRUNE_CAP_WARNING,
     Change,
     Create,
     Delete,
@@ -327,7 +328,7 @@ def diff(
             run_max_deletes=settings.run_max_deletes,
         )
         if problem is not None:
-            differ.warnings.append(Notice(f"apply --prune will refuse this plan. {problem}"))
+            differ.warnings.append(Notice(f"{PRUNE_CAP_WARNING}{problem}"))
 
     return Plan(
         changes=sorted_changes(differ.changes),

@@ -174,6 +174,11 @@ class ExportError(ReconcilerError):
     """``reconciler export`` could not write: the directory is not empty, or I/O failed."""
 
 
+class TargetError(ReconcilerError):
+    """A ``--target`` that names no phone and no contacts file, or is used where it cannot
+    be (with a saved plan, which carries its own)."""
+
+
 class FormatError(ReconcilerError):
     """``reconciler fmt`` could not rewrite a contacts file (read-only file or directory)."""
 

@@ -2,9 +2,10 @@
 
 Plans pasted into CI logs and pull requests should not leak who the contacts are, yet a
 reviewer must still tell rows apart: phones keep their country/area prefix and last two
-digits, emails their first letter and domain, names their initial. Custom-field values are
-shown as they are in a plan (they are business data such as a tier, and the ownership
-marker).
+digits, emails their first letter and domain, names their initial. Custom-field values and
+tags are shown as they are in a plan (they are business data such as a tier, a ``VIP`` label,
+and the ownership marker), except for any phone, email or name of the plan written in a tag,
+which is masked as in free text.
 
 ``mask_plan`` masks a plan field by field; ``mask_text`` masks free text (a server's refusal,
 a note, an error message) by finding phones and emails in it, and the names it is told
@@ -26,6 +27,7 @@ from reconciler.core.plan import (
     FieldValue,
     Notice,
     Plan,
+    TagsChange,
     Update,
 )
 
@@ -193,8 +195,26 @@ def _mask_fields(fields: Mapping[str, FieldChange]) -> dict[str, FieldChange]:
     }
 
 
-def _mask_change(change: Change) -> Change:
+def _mask_tags(tags: tuple[str, ...], names: KnownNames) -> tuple[str, ...]:
+    return tuple(mask_text(tag, names) for tag in tags)
+
+
+def _mask_change(change: Change, names: KnownNames) -> Change:
     masked_phone = mask_phone(change.phone)
+    if isinstance(change, Create | Update) and change.tags is not None:
+        # Tags are labels (VIP, a region), shown like other business values; a phone, an
+        # email or a name written into one is masked as in any other text.
+        tags = TagsChange(
+            _mask_tags(change.tags.before, names), _mask_tags(change.tags.after, names)
+        )
+        return dataclasses.replace(
+            change, phone=masked_phone, fields=_mask_fields(change.fields), tags=tags
+        )
+    if isinstance(change, Delete) and change.live.tags:
+        live = dataclasses.replace(change.live, tags=_mask_tags(change.live.tags, names))
+        return dataclasses.replace(
+            change, phone=masked_phone, fields=_mask_fields(change.fields), live=live
+        )
     if isinstance(change, Create | Update | Delete):
         return dataclasses.replace(change, phone=masked_phone, fields=_mask_fields(change.fields))
     raise TypeError(f"not a change: {change!r}")
@@ -209,9 +229,15 @@ def _mask_notice(notice: Notice) -> Notice:
 def mask_plan(plan: Plan) -> Plan:
     """The same plan with phones, emails and names masked, for display only (a masked plan
     cannot be applied). Changes keep the order of the unmasked plan."""
+    with_tags = any(
+        (isinstance(c, Create | Update) and c.tags) or (isinstance(c, Delete) and c.live.tags)
+        for c in plan.changes
+    )
+    names = KnownNames().adding(plan_names(plan)) if with_tags else KnownNames()
     return dataclasses.replace(
         plan,
-        changes=tuple(_mask_change(change) for change in plan.changes),
+        changes=tuple(_mask_change(change, names) for change in plan.changes),
         warnings=tuple(_mask_notice(notice) for notice in plan.warnings),
         errors=tuple(_mask_notice(notice) for notice in plan.errors),
+        targets=tuple(mask_text(target) for target in plan.targets),
     )

@@ -13,9 +13,9 @@ from reconciler.core.normalize import CustomValue
 from reconciler.core.phones import is_canonical_phone
 
 # The standard contact fields a desired-state file may manage, in canonical order
-# (``phone`` first, ``custom`` last, as ``fmt`` writes them).
+# (``phone`` first, then ``tags``, ``custom`` last, as ``fmt`` writes them).
 STANDARD_FIELDS: tuple[str, ...] = ("first", "last", "display_name", "email", "is_opted_out")
-CANONICAL_KEY_ORDER: tuple[str, ...] = ("phone", *STANDARD_FIELDS, "custom")
+CANONICAL_KEY_ORDER: tuple[str, ...] = ("phone", *STANDARD_FIELDS, "tags", "custom")
 
 StandardValue = str | bool | None
 

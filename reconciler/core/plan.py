@@ -26,6 +26,9 @@ FieldValue = str | bool | None
 
 ACTION_ORDER: Mapping[str, int] = {"create": 0, "update": 1, "delete": 2}
 
+# How a plan made with --prune warns that apply --prune will refuse it (over a cap).
+PRUNE_CAP_WARNING = "apply --prune will refuse this plan. "
+
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
@@ -239,6 +242,9 @@ class Plan:
     prune: bool = False
     owned_live_count: int = 0
     prune_candidates: int = 0
+    # A targeted plan (``--target``): the targets as the plan shows and saves them, each a
+    # canonical phone or a path as written; empty for a plan of everything.
+    targets: tuple[str, ...] = ()
 
     @property
     def creates(self) -> tuple[Create, ...]:
@@ -274,7 +280,7 @@ class Plan:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The contract's JSON plan (ARCHITECTURE.md); key order and change order are stable."""
-        return {
+        document: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "summary": self.summary.to_json_dict(),
             "changes": [change.to_json_dict() for change in self.changes],
@@ -282,6 +288,10 @@ class Plan:
             "errors": [notice.to_json_dict() for notice in self.errors],
             "fields_to_create": list(self.fields_to_create),
         }
+        # Only when targeted: a plan of everything stays byte for byte what it was.
+        if self.targets:
+            document["targets"] = list(self.targets)
+        return document
 
 
 def sorted_changes(changes: list[Change]) -> tuple[Change, ...]:

@@ -25,7 +25,10 @@ from reconciler.core.masking import mask_phone
 from reconciler.core.model import DesiredContact
 from reconciler.core.plan import ACTION_ORDER, FORMAT_VERSION, Plan
 
-SAVED_PLAN_FORMAT = 2
+# 3: a targeted plan, with the targets it is derived again with. A plan of everything is
+# still written as format 2, which every version since reads.
+SAVED_PLAN_FORMAT = 3
+UNTARGETED_FORMAT = 2
 _KIND = "reconciler saved plan"
 # Where a change was declared is shown to the reviewer but changes nothing in the account:
 # reformatting the files (``fmt``) must not make a reviewed plan unusable.
@@ -63,6 +66,9 @@ class SavedPlan:
     prune: bool
     provenance: Provenance
     created_at: str
+    # ``--target`` as the plan was made with (empty: everything); apply derives the plan
+    # again with these same targets.
+    targets: tuple[str, ...] = ()
 
 
 def desired_state_digest(contacts: Sequence[DesiredContact]) -> str:
@@ -88,7 +94,7 @@ def saved_plan_document(plan: Plan, provenance: Provenance, *, created_at: str) 
     return {
         **plan.to_json_dict(),
         "kind": _KIND,
-        "saved_plan_format": SAVED_PLAN_FORMAT,
+        "saved_plan_format": SAVED_PLAN_FORMAT if plan.targets else UNTARGETED_FORMAT,
         "created_at": created_at,
         "prune": plan.prune,
         **provenance.to_json_dict(),
@@ -184,6 +190,18 @@ def _get(data: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _targets(document: Mapping[str, Any], *, targeted: bool) -> tuple[str, ...]:
+    """The targets of a targeted plan (a non-empty list of text); none in any other."""
+    if not targeted:
+        if "targets" in document:
+            raise _Invalid("'targets' in a plan that is not targeted")
+        return ()
+    targets = _get(document, "targets", list)
+    if not targets or not all(isinstance(target, str) and target for target in targets):
+        raise _Invalid("'targets' is not a list of targets")
+    return tuple(targets)
+
+
 def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
     """A saved plan from its decoded JSON; ``origin`` names the file in error messages."""
     again = f"Run `reconciler plan --out {origin}` again."
@@ -204,14 +222,15 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
             f"version {__version__} reads format {SAVED_PLAN_FORMAT}). Upgrade reconciler, "
             "or make the plan again with this version."
         )
-    if isinstance(version, int) and not isinstance(version, bool) and version < SAVED_PLAN_FORMAT:
+    if isinstance(version, int) and not isinstance(version, bool) and version < UNTARGETED_FORMAT:
         raise SavedPlanError(
             f"{origin} was saved by an older reconciler (saved-plan format {version}), which "
             f"this version cannot prove against the account. {again}"
         )
     try:
-        if version != SAVED_PLAN_FORMAT:
+        if version not in (UNTARGETED_FORMAT, SAVED_PLAN_FORMAT):
             raise _Invalid(f"unknown saved-plan format {version!r}")
+        targets = _targets(document, targeted=version == SAVED_PLAN_FORMAT)
         if document.get("format_version") != FORMAT_VERSION:
             raise _Invalid(f"unknown plan format {document.get('format_version')!r}")
         changes = _get(document, "changes", list)
@@ -232,6 +251,7 @@ def parse_saved_plan(document: Any, *, origin: str) -> SavedPlan:
                 tool_version=_get(document, "tool_version", str),
             ),
             created_at=_get(document, "created_at", str),
+            targets=targets,
         )
     except _Invalid as problem:
         raise SavedPlanError(f"{origin} is damaged ({problem}). {again}") from None

@@ -1,12 +1,13 @@
 """``reconciler fmt``: the canonical layout of a contacts file, comments kept.
 
 Canonical means: keys in the order phone, first, last, display_name, email, is_opted_out,
-custom; phones as their canonical digits (``"+1 (415) 555-0101"`` becomes ``"14155550101"``),
-double-quoted (so YAML never reads them as numbers); contacts sorted by phone
-within a file; two-space indentation with list dashes indented under ``contacts:``; text
-that any YAML reader could fold, refuse or read otherwise (controls, tabs, line ends, NEL,
-LS/PS, a BOM) written as escapes in double quotes. Only a file that loads without problems is
-rewritten, so formatting never hides an error.
+tags, custom; tags in the order written (a set: their order means nothing to a plan, and
+keeping it keeps the author's); phones as their canonical digits (``"+1 (415) 555-0101"``
+becomes ``"14155550101"``), double-quoted (so YAML never reads them as numbers); contacts
+sorted by phone within a file; two-space indentation with list dashes indented under
+``contacts:``; text that any YAML reader could fold, refuse or read otherwise (controls,
+tabs, line ends, NEL, LS/PS, a BOM) written as escapes in double quotes. Only a file that
+loads without problems is rewritten, so formatting never hides an error.
 
 ``validate`` reads with libyaml, ``fmt`` rewrites with ruamel.yaml (the one that keeps
 comments), and the two do not accept exactly the same texts. So the round trip is checked:
@@ -175,12 +176,20 @@ def _declared(text: str, default_region: str | None) -> list[dict[str, Any]] | N
     if isinstance(parsed, ParsedFile):
         if parsed.problems:
             return None
-        rows = [(contact.phone, contact.fields, contact.custom) for contact in parsed.contacts]
+        rows = [
+            (contact.phone, contact.fields, contact.custom, contact.tags)
+            for contact in parsed.contacts
+        ]
     else:
-        rows = [(row.phone, row.fields, row.custom) for row in parsed]
+        rows = [
+            (row.phone, row.fields, row.custom, None if row.tags is None else tuple(row.tags))
+            for row in parsed
+        ]
     declared: list[dict[str, Any]] = []
-    for phone, fields, custom in rows:
+    for phone, fields, custom, tags in rows:
         contact: dict[str, Any] = {"phone": phone, **fields}
+        if tags is not None:
+            contact["tags"] = list(tags)
         if custom:
             contact["custom"] = dict(custom)
         declared.append(contact)
@@ -265,11 +274,22 @@ def contacts_text(contacts: Sequence[Mapping[str, Any]]) -> str:
     Going through the same representer and the same sort as ``format_text`` keeps one
     canonical form: ``fmt --check`` finds nothing to change in what this writes."""
     yaml = round_trip_yaml()
-    items = CommentedSeq(CommentedMap(contact) for contact in contacts)
+    items = CommentedSeq(CommentedMap(_with_flow_tags(contact)) for contact in contacts)
     document = CommentedMap(contacts=_canonical_contacts(items))
     output = io.StringIO()
     yaml.dump(document, output)
     return output.getvalue()
+
+
+def _with_flow_tags(contact: Mapping[str, Any]) -> dict[str, Any]:
+    """The contact with its tags as one flow list (``tags: [VIP, Wholesale]``): a short
+    set reads best on one line."""
+    tags = contact.get("tags")
+    if not isinstance(tags, list):
+        return dict(contact)
+    flow = CommentedSeq(tags)
+    flow.fa.set_flow_style()
+    return {**contact, "tags": flow}
 
 
 def format_directory(

@@ -25,6 +25,7 @@ from reconciler.core.normalize import CustomValue
 from reconciler.desired.emails import EMAIL_RULE, is_email
 from reconciler.desired.phone_spellings import ReadPhone, read_phone
 from reconciler.desired.schemas import CONTACTS_SCHEMA, load_schema
+from reconciler.desired.tags import read_tags
 from reconciler.desired.unicode_form import composed_custom, composed_fields
 from reconciler.desired.yaml_safety import (
     _BOOLS,
@@ -52,6 +53,8 @@ class ContactRow(NamedTuple):
     phone_line: int
     phone_column: int
     phone_warning: str | None = None
+    # The tags as ``read_tags`` reads them; None: not managed.
+    tags: list[str] | None = None
 
 
 class _NotPlain(Exception):
@@ -238,6 +241,12 @@ def valid_contact_rows(data: bytes, default_region: str | None = None) -> list[C
         phone = read_phone(str(item["phone"]), default_region)
         if not isinstance(phone, ReadPhone):
             return None
+        tags: list[str] | None = None
+        if "tags" in item:
+            read = read_tags(item["tags"])  # type: ignore[arg-type]
+            if isinstance(read, list):
+                return None
+            tags = list(read)
         rows.append(
             ContactRow(
                 phone=phone.phone,
@@ -249,6 +258,7 @@ def valid_contact_rows(data: bytes, default_region: str | None = None) -> list[C
                 phone_line=phone_line,
                 phone_column=phone_column,
                 phone_warning=phone.warning,
+                tags=tags,
             )
         )
     return rows

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from yaml.nodes import Node
+
 from reconciler.core.errors import DesiredStateError, InputNotFoundError, Problem
 from reconciler.core.model import STANDARD_FIELDS, DesiredContact, SourceLocation
 from reconciler.core.normalize import CustomValue
@@ -26,6 +28,7 @@ from reconciler.desired.fast_parse import ContactRow, valid_contact_rows
 from reconciler.desired.parse_cache import ParseCache
 from reconciler.desired.phone_spellings import PhoneProblem, read_phone
 from reconciler.desired.schemas import CONTACTS_SCHEMA, schema_problems
+from reconciler.desired.tags import TagProblem, read_tags
 from reconciler.desired.unicode_form import composed_custom, composed_fields
 from reconciler.desired.yaml_safety import LoadedYaml, load_yaml, locate, position, read_capped
 from reconciler.files.collector import collector_paused
@@ -116,13 +119,14 @@ def _from_rows(rows: Sequence[ContactRow], shown_as: str) -> ParsedFile:
     contacts: list[DesiredContact] = []
     phones: list[PhoneDeclaration] = []
     warnings: list[PhoneWarning] = []
-    for phone, fields, custom, line, phone_line, phone_column, warning in rows:
+    for phone, fields, custom, line, phone_line, phone_column, warning, tags in rows:
         contacts.append(
             DesiredContact(
                 phone,
                 fields,
                 custom,
                 SourceLocation(shown_as, line),
+                None if tags is None else tuple(tags),
             )
         )
         phones.append(PhoneDeclaration(phone, shown_as, phone_line, phone_column))
@@ -230,6 +234,13 @@ def _contacts(
             message = f'email "{email}" is not a valid email address: {problem}'
             parsed.problems.append(Problem(shown_as, line, column, message))
             continue
+        tags: tuple[str, ...] | None = None
+        if "tags" in item:
+            read = read_tags(item["tags"])  # type: ignore[arg-type]
+            if isinstance(read, list):
+                parsed.problems.extend(_tag_problems(read, item_node, shown_as))
+                continue
+            tags = read
         custom = item.get("custom", {})
         assert isinstance(custom, dict)
         parsed.contacts.append(
@@ -240,9 +251,25 @@ def _contacts(
                 ),
                 custom=composed_custom(_custom_values(custom)),
                 source=SourceLocation(shown_as, item_node.start_mark.line + 1),
+                tags=tags,
             )
         )
     return parsed
+
+
+def _tag_problems(problems: Sequence[TagProblem], item_node: Node, shown_as: str) -> list[Problem]:
+    """Each problem of a ``tags:`` list where it is written: at its tag, or at the key."""
+    key_node, _ = locate(item_node, ("tags",))
+    located: list[Problem] = []
+    for problem in problems:
+        if problem.item is None:
+            _, node = locate(item_node, ("tags",))
+            line, column = position(key_node or node)
+        else:
+            _, node = locate(item_node, ("tags", problem.item))
+            line, column = position(node)
+        located.append(Problem(shown_as, line, column, problem.message))
+    return located
 
 
 def _custom_values(custom: Mapping[str, object]) -> dict[str, CustomValue]:

@@ -29,8 +29,8 @@ from reconciler.desired.fast_parse import ContactRow, schema_digest
 from reconciler.files.atomic import private_directory, write_atomically
 from reconciler.files.untrusted_json import decode_json
 
-# 2: rows carry the canonical phone and its warning.
-ENTRY_FORMAT = 3
+# 2: rows carry the canonical phone and its warning. 4: rows carry the tags.
+ENTRY_FORMAT = 4
 
 
 class ParseCache:

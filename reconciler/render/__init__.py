@@ -60,10 +60,23 @@ def format_value(value: FieldValue) -> str:
 
 def no_changes_detail(plan: Plan) -> str:
     """What follows "No changes." — it must not claim the account matches when errors left
-    contacts untouched."""
+    contacts untouched, nor when only some contacts were looked at."""
     if plan.errors:
         return f"{len(plan.errors)} declared contacts were left untouched: see the errors."
+    if plan.targets:
+        return "The targeted contacts match the desired state."
     return "The live account matches the desired state."
+
+
+def targets_line(plan: Plan) -> str | None:
+    """The header of a targeted plan, or ``None`` for a plan of everything."""
+    if not plan.targets:
+        return None
+    shown = ", ".join(format_value(target) for target in plan.targets)
+    return (
+        f"Targeted plan: only the changes for {shown}; other changes wait for a plan "
+        "without --target."
+    )
 
 
 def action_label(change: Change) -> str:
@@ -96,11 +109,15 @@ def _shown_tags(tags: tuple[str, ...]) -> str | None:
 
 
 def shown_changes(change: Change) -> Iterator[ShownChange]:
-    """``field_changes`` as text, then the tags when the change sets them."""
+    """``field_changes`` as text, then the tags when the change sets them or deletes them
+    with the contact."""
     for label, field_change in field_changes(change):
         yield ShownChange(label, _shown(field_change.before), _shown(field_change.after))
     if isinstance(change, Create | Update) and change.tags is not None:
         yield ShownChange("tags", _shown_tags(change.tags.before), _shown_tags(change.tags.after))
+    elif isinstance(change, Delete) and change.live.tags:
+        # What goes away with the contact (the backup keeps them for restore).
+        yield ShownChange("tags", _shown_tags(change.live.tags), None)
 
 
 def custom_labels(custom: Mapping[str, FieldChange]) -> Iterator[tuple[str, FieldChange]]:

@@ -18,6 +18,7 @@ from reconciler.render import (
     no_changes_detail,
     rewritten_labels,
     shown_changes,
+    targets_line,
 )
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -118,6 +119,9 @@ def _field_summary(changes: Sequence[Change]) -> str:
 def render_markdown(plan: Plan) -> str:
     summary = plan.summary
     head = "### reconciler plan\n\n"
+    header = targets_line(plan)
+    if header is not None:
+        head += f"**{_md(header, limit=NOTICES_BUDGET)}**\n\n"
     if not plan.has_changes:
         head += f"**No changes.** {no_changes_detail(plan)}\n\n"
     else:

@@ -13,6 +13,7 @@ from reconciler.render import (
     no_changes_detail,
     rewritten_labels,
     shown_changes,
+    targets_line,
 )
 
 _RESET = "\033[0m"
@@ -57,6 +58,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     """The changes and the summary (for stdout); notices go through ``render_text_notices``."""
     summary = plan.summary
     lines: list[str] = []
+    header = targets_line(plan)
+    if header is not None:
+        lines += [_paint(header, _BOLD, color), ""]
     if not plan.has_changes:
         lines.append(f"{_paint('No changes.', _BOLD, color)} {no_changes_detail(plan)}")
     else:

@@ -95,6 +95,8 @@ def account(count: int, field_ids: dict[str, str]) -> list[dict[str, Any]]:
         }
         if number % 6 == 0:
             contact["first"] = ""  # the API's other way of saying "no value"
+        if number % 2 == 0:
+            contact["tags"] = list(dict.fromkeys([text, other, "VIP"]))
         contacts.append(contact)
     return contacts
 
@@ -192,6 +194,7 @@ def test_exported_values_read_back_exactly_as_the_account_holds_them(
             if value and titles[field_id] != MARKER
         }
         assert dict(contact.custom) == expected_custom
+        assert contact.tags == (tuple(record["tags"]) or None), record["phone"]
     # Phones quoted, opted-out contacts keep the opt-out, the marker is apply's to write.
     assert '  - phone: "15102000000"\n' in text
     assert "    is_opted_out: true\n" in text
@@ -298,6 +301,44 @@ def test_split_by_tag_uses_the_first_tag_as_a_safe_file_name(
         "west.yaml": [phone(2)],
     }
     assert main(["validate"]) == 0
+    # The tags are declared as the account holds them: a plan changes none of them.
+    tags = {c.phone: c.tags for c in load_desired_state(contacts).contacts}
+    assert tags[phone(1)] == ("VIP", "west") and tags[phone(3)] is None
+    assert "    tags: [VIP, west]\n" in (contacts / "vip.yaml").read_text()
+    assert main(["fmt", "--check"]) == 0
+    assert main(["plan", "--format", "json", "--out", "plan.json"]) == 0
+    saved = json.loads((repo / "plan.json").read_text())
+    assert all("tags" not in change for change in saved["changes"])
+
+
+def test_live_tags_no_file_may_declare_are_left_out_with_a_warning() -> None:
+    def live(contact_id: int, tags: tuple[str, ...]) -> LiveContact:
+        return LiveContact(
+            id=contact_id,
+            uuid=f"uuid-{contact_id}",
+            phone=phone(contact_id),
+            first="A",
+            last=None,
+            display_name=None,
+            email=None,
+            is_opted_out=False,
+            custom={},
+            rev=1,
+            updated="2026-01-01T00:00:00Z",
+            tags=tags,
+        )
+
+    export = build_export(
+        [live(1, ("a", "a ")), live(2, tuple("abcdef")), live(3, (" b ",))],
+        [],
+        ExportSettings(SplitBy.NONE, owned_only=False, marker_field=MARKER, owner=OWNER),
+    )
+
+    (file,) = export.files
+    declared = {c.phone: c.tags for c in parse_file(file.text.encode(), "c.yaml").contacts}
+    assert declared == {phone(1): None, phone(2): None, phone(3): ("b",)}
+    assert len(export.warnings) == 2
+    assert all("the live tags cannot be declared" in warning for warning in export.warnings)
 
 
 def test_a_phone_live_twice_is_exported_once_with_a_warning() -> None:

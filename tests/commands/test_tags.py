@@ -1,6 +1,6 @@
-"""Tags in the model: a contact's tags go through the diff, the plan, the bulk item, the
-renderers and the saved plan, so ``restore`` brings a pruned contact back with its tags.
-The YAML cannot declare them yet; ``None`` (not managed) keeps every plan as it was."""
+"""Tags: declared in YAML, a contact's tags go through the diff, the plan, the bulk item,
+the renderers and the saved plan, and ``restore`` brings a pruned contact back with its
+tags. ``None`` (not managed) keeps every plan as it was."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from reconciler.execute.backup import backup_line, read_backup
 from reconciler.heymarket.encode import to_upsert_item
 from reconciler.heymarket.parse import parse_live_contact
 from reconciler.render import RenderOptions, render_plan
-from tests.account import OWNER, by_phone, declare
+from tests.account import OWNER, by_phone, declare, write_count
 from tests.builders import record
 from tests.sandbox_handle import SandboxHandle
 
@@ -86,6 +86,74 @@ def test_restore_brings_a_pruned_contact_back_with_its_tags(
     restored = by_phone(sandbox)["15105556000"]
     assert sorted(restored["tags"]) == ["VIP", "Wholesale"]
     assert restored["first"] == "Ada"
+
+
+def test_declared_tags_round_trip_through_apply_prune_backup_and_restore(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox.seed([{"phone": "15105556001", "first": "Old", "tags": ["Retail", "West"]}])
+    declare(
+        project,
+        {"phone": "15105556000", "first": "Ada", "tags": [" VIP", "Wholesale "]},
+        {"phone": "15105556001", "tags": ["West", "VIP"]},
+        {"phone": "15105556002", "first": "Untagged"},
+    )
+    assert main(["plan"]) == 0
+    out = capsys.readouterr().out
+    assert '      + tags: ["VIP", "Wholesale"]\n' in out
+    assert '      ~ tags: ["Retail", "West"] -> ["West", "VIP"]\n' in out
+    assert main(["apply", "--auto-approve"]) == 0
+    live = by_phone(sandbox)
+    assert sorted(live["15105556000"]["tags"]) == ["VIP", "Wholesale"]
+    assert sorted(live["15105556001"]["tags"]) == ["VIP", "West"]
+    assert live["15105556002"]["tags"] == []
+    capsys.readouterr()
+    assert main(["plan", "--detailed-exitcode"]) == 0  # in another order, still no change
+
+    # Cleared by [], then the tagged contact pruned, backed up and restored with its tags.
+    declare(project, {"phone": "15105556001", "tags": []}, {"phone": "15105556002"})
+    assert main(["apply", "--auto-approve", "--prune", "--max-deletes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert '      - tags: ["West", "VIP"] -> null\n' in out
+    assert '      - tags: ["VIP", "Wholesale"] -> null\n' in out  # deleted with the contact
+    live = by_phone(sandbox)
+    assert live["15105556001"]["tags"] == [] and "15105556000" not in live
+    (backup,) = (project / ".reconciler" / "backups").glob("prune-*.jsonl")
+    assert sorted(json.loads(backup.read_text().splitlines()[0])["record"]["tags"]) == [
+        "VIP",
+        "Wholesale",
+    ]
+    assert main(["restore", str(backup), "--auto-approve"]) == 0
+    assert sorted(by_phone(sandbox)["15105556000"]["tags"]) == ["VIP", "Wholesale"]
+    declare(
+        project,
+        {"phone": "15105556000", "first": "Ada", "tags": ["Wholesale", "VIP"]},
+        {"phone": "15105556001", "tags": None},
+        {"phone": "15105556002"},
+    )
+    assert main(["plan", "--detailed-exitcode"]) == 0
+
+
+def test_a_contact_with_six_tags_is_a_validate_error_and_never_sent(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(
+        project,
+        {"phone": "15105556000", "tags": ["a", "b", "c", "d", "e", "f"]},
+        {"phone": "15105556001", "first": "Fine"},
+    )
+    assert main(["validate"]) == 1
+    assert '"tags" lists 6 tags; a contact has at most 5' in capsys.readouterr().out
+    assert main(["apply", "--auto-approve"]) == 1
+    assert "at most 5" in capsys.readouterr().err
+    assert write_count(sandbox) == 0 and by_phone(sandbox) == {}
+
+
+def test_masking_hides_a_phone_or_name_written_in_a_tag_but_not_a_label() -> None:
+    plan = plan_of(declared(("VIP", "ref 15105559876", "Ada Lovelace"), first="Ada Lovelace"))
+    text = render_plan(plan, "text", RenderOptions(mask_pii=True)).stdout
+    assert '+ tags: ["VIP", "ref 1510*****76", "A***"]' in text
+    assert "Lovelace" not in text and "9876" not in text
 
 
 # --- the diff, the item, the plan --------------------------------------------------------

@@ -13,7 +13,7 @@ from reconciler.cli import main
 
 VALID = 'contacts:\n  - phone: "15105551234"\n    first: Alice\n  - phone: "15105551235"\n'
 INVALID = 'contacts:\n  - phone: "15105551234"\n    frist: Alice\n  - phone: "510 555 1235"\n'
-ALLOWED = "(allowed: phone, first, last, display_name, email, is_opted_out, custom)"
+ALLOWED = "(allowed: phone, first, last, display_name, email, is_opted_out, tags, custom)"
 
 
 @pytest.fixture

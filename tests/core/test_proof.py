@@ -155,7 +155,7 @@ def _rewrite(path: Path, change: Any) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda d: d.update(saved_plan_format=3), "saved by a newer reconciler"),
+        (lambda d: d.update(saved_plan_format=4), "saved by a newer reconciler"),
         (lambda d: d.update(saved_plan_format=1), "saved by an older reconciler"),
         (lambda d: d.update(kind="terraform plan"), "is not a reconciler saved plan"),
         (lambda d: d.update(changes={}), "damaged ('changes' is missing or has the wrong"),
@@ -163,8 +163,23 @@ def _rewrite(path: Path, change: Any) -> None:
         (lambda d: d.update(prune="yes"), "damaged ('prune' is missing or has the wrong type"),
         (lambda d: d.pop("api_url"), "damaged ('api_url' is missing"),
         (lambda d: d.update(format_version=9), "unknown plan format 9"),
+        (lambda d: d.update(targets=["a.yaml"]), "'targets' in a plan that is not targeted"),
+        (lambda d: d.update(saved_plan_format=3), "damaged ('targets' is missing"),
+        (lambda d: d.update(saved_plan_format=3, targets=[""]), "is not a list of targets"),
     ],
-    ids=["newer", "older", "foreign", "changes", "change", "prune", "no-url", "plan-fmt"],
+    ids=[
+        "newer",
+        "older",
+        "foreign",
+        "changes",
+        "change",
+        "prune",
+        "no-url",
+        "plan-fmt",
+        "untargeted-with-targets",
+        "targeted-without",
+        "empty-target",
+    ],
 )
 def test_a_damaged_foreign_or_newer_file_is_a_clear_error(
     tmp_path: Path, damage: Any, message: str

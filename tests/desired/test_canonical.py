@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -259,16 +260,33 @@ def contacts_files(draw: st.DrawFn) -> tuple[bytes, int]:
             draw(st.sampled_from(["Region", "Notes", "tab\tkey", "Zoë"])): draw(awkward_text)
             for _ in range(draw(st.integers(0, 2)))
         }
+        # Tags: none (not managed), cleared, or a few, as a flow list or a block list.
+        tags = draw(
+            st.none()
+            | st.lists(
+                awkward_text.filter(str.strip),
+                max_size=3,
+                unique_by=lambda tag: unicodedata.normalize("NFC", tag.strip()),
+            )
+        )
+        flow_tags = "null" if tags == [] else f"[{', '.join(map(_escaped, tags or []))}]"
         if draw(st.booleans()):
             # The whole contact in flow style, values double-quoted with escapes.
             pairs = [f"phone: {phone}"]
             pairs += [f"{name}:{gap}{_escaped(value)}" for name, value in values.items()]
+            if tags is not None:
+                pairs.append(f"tags: {flow_tags}")
             if custom:
                 inner = ", ".join(f"{_escaped(t)}: {_escaped(v)}" for t, v in custom.items())
                 pairs.append(f"custom: {{{inner}}}")
             lines.append("  - {" + ",".join(pairs) + "}")
             continue
         lines.append(f"  - phone: {phone}")
+        if tags is not None and (not tags or draw(st.booleans())):
+            lines.append(f"    tags: {flow_tags}")
+        elif tags is not None:
+            lines.append("    tags:" + draw(st.sampled_from(["", f"{gap}# tags"])))
+            lines += [f"      - {_escaped(tag)}" for tag in tags]
         entries = [(name, value, "    ") for name, value in values.items()]
         if custom:
             header = "    custom:" + draw(st.sampled_from(["", f"{gap}# custom"]))
@@ -291,9 +309,11 @@ def contacts_files(draw: st.DrawFn) -> tuple[bytes, int]:
     return newline.join(lines).encode("utf-8") + newline.encode(), count
 
 
-def _contacts_of(directory: Path) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+def _contacts_of(
+    directory: Path,
+) -> list[tuple[str, dict[str, Any], dict[str, Any], tuple[str, ...] | None]]:
     return sorted(
-        (contact.phone, dict(contact.fields), dict(contact.custom))
+        (contact.phone, dict(contact.fields), dict(contact.custom), contact.tags)
         for contact in load_desired_state(directory, directory).contacts
     )
 
@@ -324,6 +344,7 @@ def test_fmt_formats_every_file_validate_accepts_and_keeps_every_value(
         first = format_directory(directory, directory, check=False)
         formatted = path.read_bytes()
         event(f"comments kept: {not first.rebuilt}")
+        event(f"tags declared: {any(contact[3] for contact in before)}")
 
         assert _contacts_of(directory) == before
         again = format_directory(directory, directory, check=False)

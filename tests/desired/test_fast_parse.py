@@ -23,7 +23,9 @@ TRICKY_QUOTED = [
     "", " ", "NO", "true", "null", "~", "15105551234", "1234567\\n", "12345678 ", " 1234567",
     "+1 510-555-1234", "a@b", "@", "tab\\there", "line\\nbreak", "0x10", "1e3",
 ]  # fmt: skip
-KEYS = ["phone", "first", "last", "display_name", "email", "is_opted_out", "custom", "frist"]
+KEYS = [
+    "phone", "first", "last", "display_name", "email", "is_opted_out", "custom", "frist", "tags",
+]  # fmt: skip
 CUSTOM_TITLES = ["Account tier", "Region", "Seats", "phone", "", "NO", "1"]
 
 
@@ -61,6 +63,13 @@ def contact_text(draw: st.DrawFn) -> str:
             lines.extend(f"      {title or '?'}: {draw(scalar)}" for title in titles)
         elif key == "phone":
             lines.append(f"{lead}phone: {draw(phone_value)}")
+        elif key == "tags" and draw(st.booleans()):
+            tags = draw(st.lists(scalar | st.sampled_from(["VIP", " VIP", "b"]), max_size=7))
+            if draw(st.booleans()):
+                lines.append(f"{lead}tags: [{', '.join(tags)}]")
+            else:
+                lines.append(f"{lead}tags:")
+                lines.extend(f"      - {tag}" for tag in tags)
         else:
             lines.append(f"{lead}{key}: {draw(scalar)}")
     if not lines:
@@ -102,6 +111,9 @@ def test_fast_path_and_reference_path_agree(data: bytes) -> None:
         repr(dict(c.custom)) for c in reference.contacts
     ]
     assert [row.line for row in rows] == [c.source.line for c in reference.contacts]
+    assert [None if row.tags is None else tuple(row.tags) for row in rows] == [
+        c.tags for c in reference.contacts
+    ]
     assert [(row.phone, row.phone_line, row.phone_column) for row in rows] == [
         (p.phone, p.line, p.column) for p in reference.phones
     ]

@@ -108,7 +108,7 @@ def test_every_problem_is_reported_with_its_exact_message(
     )
     assert problems_of(contacts_dir, tmp_path) == [
         'contacts/sales.yaml:3:5: unknown key "frist" (allowed: phone, first, last, '
-        "display_name, email, is_opted_out, custom)",
+        "display_name, email, is_opted_out, tags, custom)",
         'contacts/sales.yaml:4:5: phone "510-555-1234" has no country code; write it with "+" '
         'and the country code (e.g. "+1 415 555 0101"), or set phones.default_region in '
         "reconciler.yaml (e.g. US) to read numbers written without one",

@@ -12,7 +12,10 @@ from reconciler.core.errors import DesiredStateError
 from reconciler.desired import loader as desired_state
 from reconciler.desired.loader import load_desired_state
 
-VALID = 'contacts:\n  - phone: "15105551234"\n    first: Alice\n    custom:\n      Seats: 3\n'
+VALID = (
+    'contacts:\n  - phone: "15105551234"\n    first: Alice\n    tags: [VIP, " Zoe\u0308 "]\n'
+    "    custom:\n      Seats: 3\n"
+)
 
 
 @pytest.fixture
@@ -38,6 +41,8 @@ def test_warm_load_equals_cold_load_and_entries_are_private(project: Path) -> No
     warm = load_desired_state(project / "contacts", project, cache_dir=cache)
     assert warm == cold
     assert warm == load_desired_state(project / "contacts", project)
+    # Trimmed and composed once, when parsed: the cache holds the tags as declared.
+    assert {contact.tags for contact in warm.contacts} == {("VIP", "Zo\u00eb"), None}
 
 
 @pytest.mark.parametrize(

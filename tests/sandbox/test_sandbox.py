@@ -485,3 +485,18 @@ def test_command_reports_a_bad_seed_file_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("Error: seed file")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_more_than_five_tags_refuse_that_contact_only(
+    sandbox: SandboxHandle, api: httpx.Client
+) -> None:
+    body = upsert(
+        api,
+        phone_item("15105551111", tags=["a", "b", "c", "d", "e", "f"]),
+        phone_item("15105552222", tags=["a", "b", "c", "d", "e"]),
+    )
+    assert [c["phone"] for c in body["contacts"]] == ["15105552222"]
+    (failure,) = body["failed_contacts"]
+    assert failure["error"] == "invalid_field" and "at most 5 tags" in failure["message"]
+    assert failure["contact"]["tags"] == ["a", "b", "c", "d", "e", "f"]
+    assert [c["phone"] for c in sandbox.contacts()] == ["15105552222"]
