@@ -162,25 +162,26 @@ class CacheStore:
     root: Path
     entries: list[tuple[str, str, Path]] = field(default_factory=list)
 
-    def restore(self, ref: str, key: str, restore_keys: list[str], target: Path) -> bool:
-        readable = [e for e in self.entries if e[0] in (ref, DEFAULT_REF)]
+    def restore(self, ref: str, key: str, restore_keys: list[str], target: Path) -> str:
+        """Restore into ``target``: "exact" (``key`` itself), "prefix" (a restore key, for
+        which actions/cache reports `cache-hit` false) or "miss"."""
         for wanted in [key, *restore_keys]:
             for scope in (ref, DEFAULT_REF):
                 found = [
                     e
-                    for e in readable
+                    for e in self.entries
                     if e[0] == scope and (e[1] == wanted or e[1].startswith(wanted))
                 ]
                 if found:
                     shutil.rmtree(target, ignore_errors=True)
                     shutil.copytree(found[-1][2], target)
-                    return True
-        return False
+                    return "exact" if found[-1][1] == key else "prefix"
+        return "miss"
 
     def save(self, ref: str, key: str, source: Path) -> None:
         if not source.exists() or any(e[1] == key and e[0] == ref for e in self.entries):
             return
-        copy = self.root / f"entry-{len(self.entries)}"
+        copy = self.root / f"entry-{sum(1 for _ in self.root.iterdir())}"
         shutil.copytree(source, copy)
         self.entries.append((ref, key, copy))
 
@@ -295,8 +296,12 @@ class Runner:
             return StepResult("success", {})
         if action == "actions/cache/restore":
             restore_keys = [k for k in given.get("restore-keys", "").splitlines() if k.strip()]
-            hit = self.cache.restore(self.github["ref"], given["key"], restore_keys, cache_dir)
-            return StepResult("success", {"cache-hit": "true" if hit else "false"})
+            found = self.cache.restore(self.github["ref"], given["key"], restore_keys, cache_dir)
+            # The outputs actions/cache/restore sets: cache-hit only for the exact key.
+            outputs = {"cache-hit": "true" if found == "exact" else "false"}
+            if found != "miss":
+                outputs["cache-matched-key"] = "restored"
+            return StepResult("success", outputs)
         if action == "actions/cache/save":
             self.cache.save(self.github["ref"], given["key"], cache_dir)
             return StepResult("success", {})

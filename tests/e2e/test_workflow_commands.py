@@ -472,7 +472,7 @@ def test_a_second_ci_plan_reads_the_snapshot_of_the_first_and_costs_a_handful_of
     assert cold > warm
 
 
-def test_a_snapshot_a_pull_request_saved_is_never_read_on_the_default_branch(
+def test_a_pull_request_reads_the_default_branchs_snapshot_but_never_the_reverse(
     make_runner: MakeRunner, sandbox: SandboxHandle, cache: CacheStore
 ) -> None:
     seed_demo_account(sandbox)
@@ -485,7 +485,14 @@ def test_a_snapshot_a_pull_request_saved_is_never_read_on_the_default_branch(
     drift = make_runner("push").run_job(ROOT / ".github" / "workflows" / "drift.yml", "drift")
 
     (restore,) = [r for name, r in drift.results if name == "Restore the live snapshot"]
-    assert restore.outputs["cache-hit"] == "false"
+    assert restore.outcome == "success"
+    assert "cache-matched-key" not in restore.outputs
+
+    # The other way round is the point: another pull request reads the default branch's.
+    cache.entries = [entry for entry in cache.entries if entry[0] == DEFAULT_REF]
+    other = make_runner("pull_request").run_job(ROOT / ".github" / "workflows" / "plan.yml", "plan")
+    (restore,) = [r for name, r in other.results if name == "Restore the live snapshot"]
+    assert restore.outputs["cache-matched-key"] == "restored"
 
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign"])
