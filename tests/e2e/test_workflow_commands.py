@@ -256,6 +256,7 @@ def test_a_reviewed_plan_that_is_proven_is_applied_and_the_result_posted(
     result = github.state.comment_bodies(PR)[-1]
     assert result.startswith("<!-- reconciler-apply -->\n**reconciler apply applied** (reviewed")
     assert "#artifacts" in result
+    assert "Apply complete: " in result and " created" in result
     journal = runner.artifacts[f"reconciler-apply-{runner.github['run_id']}-1"]
     assert "journal.jsonl" in journal
 
@@ -293,6 +294,27 @@ def test_deletes_are_planned_reviewed_and_applied_only_where_the_repository_opts
         for line in content.decode().splitlines()
     }
     assert backed_up == to_delete
+
+
+def test_a_failed_apply_is_posted_and_fails_the_job_without_a_second_plan(
+    make_runner: MakeRunner, sandbox: SandboxHandle, github: GitHubStub
+) -> None:
+    seed_demo_account(sandbox)
+    workflows = ROOT / ".github" / "workflows"
+    reviewed_pull_request(make_runner, github, workflows)
+    # The account stores the names cut short: apply reports the inconsistency and exits 1.
+    sandbox.set_faults(rewrite_truncate=3)
+    runner = make_runner("push")
+
+    job = runner.run_job(workflows / "apply.yml", "apply")
+
+    assert job.failed
+    assert job.steps["apply"].outputs["exit-code"] == "1"
+    assert job.outputs["fresh"] == ""
+    result = github.state.comment_bodies(PR)[-1]
+    assert result.startswith("<!-- reconciler-apply -->\n**reconciler apply failed** (reviewed")
+    # The journal of what was written is kept, failure or not.
+    assert f"reconciler-apply-{runner.github['run_id']}-1" in runner.artifacts
 
 
 def change_desired_state(runner: Runner) -> None:
