@@ -214,7 +214,7 @@ def plan_comment(outcome: str, plan_markdown: str, head_sha: str, run: str) -> s
     else:
         text = f"**reconciler plan failed, no plan.** See [the run log]({run})."
     footer = f"<sub>Plan of {head_sha[:7]} · [run]({run})</sub>"
-    return _clip(f"{PLAN_MARKER}\n{text}\n\n{footer}")
+    return f"{PLAN_MARKER}\n{_clip(text)}\n\n{footer}"
 
 
 def fresh_plan_comment(plan_markdown: str, reason: str, environment: str, run: str) -> str:

@@ -87,6 +87,9 @@ def test_a_long_plan_is_cut_to_fit_a_comment(github: GitHubStub, tmp_path: Path)
     (body,) = github.state.comment_bodies(3)
     assert len(body) <= 65_536
     assert "cut short" in body
+    assert body.endswith(
+        f"Plan of {SHA[:7]} · [run](https://github.example/example/contacts/actions/runs/777)</sub>"
+    )
 
 
 def test_the_newest_plan_of_this_repository_is_fetched_through_the_redirect(
