@@ -1,6 +1,6 @@
 """plan and apply on a large account, end to end, against a local sandbox:
 
-    make bench            # = .venv/bin/python bench/plan_at_scale.py --contacts 100000
+    make bench            # = .venv/bin/python bench/plan_at_scale.py --contacts 100000 --million
 
 It generates N contacts in 100 files and a sandbox account holding the same contacts, owned
 by this repository, with 1% of them different live (so the plan has N/100 updates), then
@@ -11,10 +11,14 @@ prints side by side:
 - the naive baseline in the same run (ruamel.yaml round-trip load + jsonschema per file),
   measured on --baseline-contacts of the files and scaled linearly to N unless they are all
   of them, and the floor: json.load of the same data; our ratio to each;
-- `reconciler plan` as a user runs it, twice (no snapshot: full listing; then incremental):
-  wall time, peak RSS of the process (and of its parse workers), API requests beside the
-  minimum (ceil(N / page cap) + 1 for a full listing);
-- `reconciler apply --auto-approve`: API requests, writes beside ceil(changes / batch cap).
+- `reconciler plan` as a user runs it: cold (no parse cache, no snapshot: a full listing),
+  then warm --repeat times (the snapshot read incrementally): wall time, peak RSS of the
+  process (and of its parse workers), API requests beside the minimum (ceil(N / page cap)
+  + 1 for a full listing); beside them, in the same run, the bare start of an interpreter
+  that imports the CLI, since the machine's load moves every figure;
+- `reconciler apply --auto-approve`: API requests, writes beside ceil(changes / batch cap);
+- with --million: the same account at 1,000,000 contacts (its own sandbox): `validate`,
+  then `plan` cold and warm, each with its wall time, peak RSS and requests.
 
 Not a test: figures for the README, to compare between changes on the same machine."""
 
@@ -36,7 +40,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from ruamel.yaml import YAML
@@ -91,7 +95,7 @@ def yaml_item(contact: dict[str, Any], number: int) -> str:
     )
 
 
-def write_files(root: Path, total: int, files: int) -> None:
+def write_files(root: Path, total: int, files: int, *, with_json: bool = True) -> None:
     """The contacts as YAML under root/contacts and as JSON (the floor) under root/json."""
     (root / "contacts").mkdir(parents=True)
     (root / "json").mkdir()
@@ -104,9 +108,10 @@ def write_files(root: Path, total: int, files: int) -> None:
         (root / "contacts" / f"{name}.yaml").write_text(
             f"# generated team {file_index}\ncontacts:\n{text}", encoding="utf-8"
         )
-        (root / "json" / f"{name}.json").write_text(
-            json.dumps({"contacts": contacts}), encoding="utf-8"
-        )
+        if with_json:
+            (root / "json" / f"{name}.json").write_text(
+                json.dumps({"contacts": contacts}), encoding="utf-8"
+            )
 
 
 def seed_account(control: httpx.Client, total: int) -> int:
@@ -140,27 +145,104 @@ def requests_of(control: httpx.Client, run: Callable[[], Any]) -> tuple[Any, dic
     return result, {route: count for route, count in used.items() if count}
 
 
+class Run(NamedTuple):
+    code: int
+    seconds: float
+    rss_mb: int
+    requests: dict[str, int]
+
+
+# Started between this process and the command: a child of this (large) process inherits its
+# peak RSS as a floor (Linux keeps it across exec), which would hide the command's own. The
+# launcher is small, so a child it forks starts from its few MB; it reports the command's
+# peak RSS (the largest of it and its parse workers, in KB) on stdout.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.execv(sys.executable, [sys.executable, "-m", "reconciler", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss, flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_cli(args: list[str], root: Path, env: dict[str, str]) -> tuple[int, float, int]:
     """Exit code, wall seconds and peak RSS in MB (the process or its largest worker)."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args],
+    process = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *args],
         cwd=root,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        check=False,
     )
-    # Read stderr while the process runs: one that writes more than a pipe holds would
-    # otherwise wait for a reader forever.
-    assert process.stderr is not None
-    errors = process.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    process.stderr.close()
     if process.returncode not in (0, 2):
+        errors = process.stderr.decode(errors="replace")
         raise SystemExit(f"reconciler {' '.join(args)} failed:\n{errors}")
-    return process.returncode, elapsed, usage.ru_maxrss // 1024
+    return process.returncode, elapsed, int(process.stdout.split()[-1]) // 1024
+
+
+def counted_run(control: httpx.Client, args: list[str], root: Path, env: dict[str, str]) -> Run:
+    (code, seconds, rss), used = requests_of(control, lambda: run_cli(args, root, env))
+    return Run(code, seconds, rss, used)
+
+
+def interpreter_start() -> float:
+    """Seconds to start Python and import the CLI: the floor under every command's figure."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import reconciler.cli, reconciler.commands.plan"], check=True
+    )
+    return time.perf_counter() - started
+
+
+def cli_environment(environ: dict[str, str]) -> dict[str, str]:
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("HEYMARKET_")}
+    cli_env.update(environ)
+    return cli_env
+
+
+def write_config(root: Path, url: str) -> None:
+    # The sandbox has no rate limit unless asked; Heymarket's 500 a minute would make a
+    # 100k full listing take over 2 minutes of waiting, which is what the snapshot avoids.
+    (root / "reconciler.yaml").write_text(
+        f"api:\n  url: {url}\n  requests_per_minute: 1000000\nownership:\n  owner: {OWNER}\n",
+        encoding="utf-8",
+    )
+
+
+def million(total: int, files: int, warm_runs: int) -> list[tuple[str, Run]]:
+    """validate, then plan cold and warm on an account of ``total`` contacts."""
+    api_key = "bench-" + secrets.token_hex(8)
+    root = Path(tempfile.mkdtemp(prefix="plan-at-scale-1m-"))
+    try:
+        with running_sandbox({"HEYMARKET_API_KEY": api_key}) as url:
+            control = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"})
+            with control:
+                print(f"Generating {total:,} contacts in {files} files and the sandbox account...")
+                write_files(root, total, files, with_json=False)
+                write_config(root, url)
+                seed_account(control, total)
+                env = cli_environment({"HEYMARKET_API_URL": url, "HEYMARKET_API_KEY": api_key})
+                runs = [("validate", counted_run(control, ["validate"], root, env))]
+                plan_args = ["plan", "--format", "json"]
+                runs.append(
+                    ("plan, cold (full listing)", counted_run(control, plan_args, root, env))
+                )
+                for number in range(1, warm_runs + 1):
+                    runs.append(
+                        (
+                            f"plan, warm {number} (incremental)",
+                            counted_run(control, plan_args, root, env),
+                        )
+                    )
+                return runs
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def time_it(action: Callable[[], object]) -> float:
@@ -210,6 +292,15 @@ def main() -> int:
         help="contacts the naive baseline loads (scaled linearly to --contacts); 0: all",
     )
     parser.add_argument("--repeat", type=int, default=3, help="warm runs (median reported)")
+    parser.add_argument(
+        "--million",
+        type=int,
+        nargs="?",
+        const=1_000_000,
+        default=0,
+        metavar="N",
+        help="also validate and plan an account of N contacts (default 1,000,000)",
+    )
     arguments = parser.parse_args()
     total, files = arguments.contacts, arguments.files
     api_key = "bench-" + secrets.token_hex(8)
@@ -220,12 +311,7 @@ def main() -> int:
     try:
         print(f"Generating {total:,} contacts in {files} files and the sandbox account...")
         write_files(root, total, files)
-        # The sandbox has no rate limit unless asked; Heymarket's 500 a minute would make a
-        # 100k full listing take over 2 minutes of waiting, which is what the snapshot avoids.
-        (root / "reconciler.yaml").write_text(
-            f"api:\n  url: {url}\n  requests_per_minute: 1000000\nownership:\n  owner: {OWNER}\n",
-            encoding="utf-8",
-        )
+        write_config(root, url)
         changes = seed_account(control, total)
         environ = {"HEYMARKET_API_URL": url, "HEYMARKET_API_KEY": api_key}
         yaml_bytes = sum(p.stat().st_size for p in (root / "contacts").glob("*.yaml"))
@@ -256,24 +342,21 @@ def main() -> int:
         floor = json_floor(root)
 
         # -- plan and apply as a user runs them -------------------------------------------
-        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("HEYMARKET_")}
-        cli_env.update(environ)
+        cli_env = cli_environment(environ)
         plan_args = ["plan", "--format", "json"]
-        (_, plan_cold_s, plan_cold_rss), plan_full = requests_of(
-            control, lambda: run_cli(plan_args, root, cli_env)
-        )
-        (_, plan_warm_s, plan_warm_rss), plan_incremental = requests_of(
-            control, lambda: run_cli(plan_args, root, cli_env)
-        )
-        (_, apply_s, apply_rss), applied = requests_of(
-            control, lambda: run_cli(["apply", "--auto-approve"], root, cli_env)
-        )
-        (_, _, _), after_apply = requests_of(control, lambda: run_cli(plan_args, root, cli_env))
+        start = interpreter_start()
+        plan_cold = counted_run(control, plan_args, root, cli_env)
+        plan_warm = [
+            counted_run(control, plan_args, root, cli_env) for _ in range(arguments.repeat)
+        ]
+        applied = counted_run(control, ["apply", "--auto-approve"], root, cli_env)
+        after_apply = counted_run(control, plan_args, root, cli_env)
     finally:
         control.close()
         sandbox.close()
         shutil.rmtree(root, ignore_errors=True)
 
+    million_runs = million(arguments.million, files, warm_runs=2) if arguments.million else []
     listing_minimum = math.ceil(total / PAGE_CAP) + 1
     write_minimum = math.ceil(changes / BATCH_CAP)
     scaled = "" if baseline_files == files else f" (x{files / baseline_files:g})"
@@ -302,22 +385,33 @@ def main() -> int:
     )
     print(f"  ours cold / floor: {cold / floor:.1f}x   ours warm / floor: {warm / floor:.1f}x")
     print()
-    print(f"{'reconciler command':<34}{'seconds':>8}{'peak RSS':>10}  API requests")
-    plan_full_total = sum(plan_full.values())
-    incremental_total = sum(plan_incremental.values())
-    print(f"  {'plan, first run (full listing)':<32}{plan_cold_s:>8.2f}{plan_cold_rss:>7} MB  "
-          f"{plan_full_total} (minimum {listing_minimum} + 1 field list)")  # fmt: skip
-    print(f"  {'plan, again (incremental)':<32}{plan_warm_s:>8.2f}{plan_warm_rss:>7} MB  "
-          f"{incremental_total} (vs {plan_full_total} for a full listing)")  # fmt: skip
-    writes = applied.get(WRITE_ROUTE, 0)
-    print(f"  {'apply --auto-approve':<32}{apply_s:>8.2f}{apply_rss:>7} MB  "
-          f"{sum(applied.values())}: {writes} writes (minimum {write_minimum})")  # fmt: skip
-    print(f"  {'plan after apply':<32}{'':>8}{'':>10}  {sum(after_apply.values())}")
+    print(f"{'reconciler command':<38}{'seconds':>8}{'peak RSS':>10}  API requests")
+
+    def row(label: str, run: Run, note: str = "") -> None:
+        total_requests = sum(run.requests.values())
+        print(f"  {label:<36}{run.seconds:>8.2f}{run.rss_mb:>7} MB  {total_requests}{note}")
+
+    row("plan, cold (full listing)", plan_cold,
+        f" (minimum {listing_minimum} + 1 field list)")  # fmt: skip
+    for number, run in enumerate(plan_warm, 1):
+        row(f"plan, warm {number} (incremental)", run)
+    warm_seconds = [run.seconds for run in plan_warm]
+    print(f"  {'plan, warm: median (min-max)':<36}{statistics.median(warm_seconds):>8.2f}"
+          f"  ({min(warm_seconds):.2f}-{max(warm_seconds):.2f}; "
+          f"interpreter start + CLI imports alone: {start:.2f})")  # fmt: skip
+    writes = applied.requests.get(WRITE_ROUTE, 0)
+    row("apply --auto-approve", applied, f": {writes} writes (minimum {write_minimum})")
+    row("plan after apply", after_apply)
     print()
-    print(f"  plan, full:        {requests(plan_full)}")
-    print(f"  plan, incremental: {requests(plan_incremental)}")
-    print(f"  apply:             {requests(applied)}")
-    print(f"  plan after apply:  {requests(after_apply)}")
+    print(f"  plan, cold:        {requests(plan_cold.requests)}")
+    print(f"  plan, warm:        {requests(plan_warm[-1].requests)}")
+    print(f"  apply:             {requests(applied.requests)}")
+    print(f"  plan after apply:  {requests(after_apply.requests)}")
+    if arguments.million:
+        print()
+        print(f"{arguments.million:,} contacts ({files} files), each command once:")
+        for label, run in million_runs:
+            row(label, run)
     return 0
 
 

@@ -4,7 +4,9 @@ and what the account and the journal hold after a run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +72,38 @@ def journal_lines(project: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# The live snapshot's columns, in the order the file holds them (live/snapshot.py).
+SNAPSHOT_COLUMNS = (
+    "id",
+    "uuid",
+    "phone",
+    "first",
+    "last",
+    "display_name",
+    "email",
+    "is_opted_out",
+    "custom",
+    "rev",
+    "updated",
+    "tags",
+)
+
+
+def forge_snapshot(path: Path, edit: Callable[[dict[str, list[Any]]], None]) -> None:
+    """Rewrite the live snapshot at ``path`` as someone with write access to the cache could:
+    ``edit`` changes its columns (by name) in place, and the count and checksum are made to
+    match, so only the tool's other proofs can tell."""
+    header_line, *lines = path.read_text(encoding="utf-8").splitlines()
+    columns = dict(zip(SNAPSHOT_COLUMNS, (json.loads(line) for line in lines), strict=False))
+    # The custom column holds each distinct set of values once, then each contact's index.
+    shared, rows = columns["custom"]
+    columns["custom"] = [shared[row] for row in rows]
+    edit(columns)
+    header = json.loads(header_line)
+    header["contacts"] = len(columns["id"])
+    columns["custom"] = [columns["custom"], list(range(len(columns["custom"])))]
+    body = "".join(json.dumps(columns[name]) + "\n" for name in SNAPSHOT_COLUMNS)
+    trailer = json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()})
+    path.write_text(f"{json.dumps(header)}\n{body}{trailer}\n", encoding="utf-8")

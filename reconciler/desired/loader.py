@@ -339,15 +339,19 @@ def _unread_file_problems(contacts_dir: Path, base: Path) -> list[Problem]:
 
 
 def _duplicate_problems(phones: Sequence[PhoneDeclaration]) -> list[Problem]:
-    first_place: dict[str, str] = {}
+    # Places as tuples, worded only for a duplicate: 100k f-strings cost a warm plan 40 ms.
+    first_place: dict[str, tuple[str, int, int]] = {}
     problems: list[Problem] = []
     for phone, path, line, column in phones:
-        place = f"{path}:{line}:{column}"
+        place = (path, line, column)
         earlier = first_place.setdefault(phone, place)
         if earlier != place:
             problems.append(
                 Problem(
-                    path, line, column, f"phone {phone} is declared twice: here and at {earlier}"
+                    path,
+                    line,
+                    column,
+                    f"phone {phone} is declared twice: here and at {':'.join(map(str, earlier))}",
                 )
             )
     return problems

@@ -12,7 +12,6 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 
 import httpx
-import jwt
 
 from reconciler.core.errors import CredentialsError
 from reconciler.core.redaction import (
@@ -102,6 +101,10 @@ def credential_values(credentials: Credentials) -> tuple[str, ...]:
 
 def sign_token(credentials: JwtCredentials, issued_at: int) -> str:
     """A Heymarket JWT: HS256 over ``{"iss": id, "iat": issued_at}`` with key ``id||key``."""
+    # Imported here: PyJWT brings in the cryptography package, which a run with an API key
+    # never needs (a tenth of a warm plan's start-up).
+    import jwt
+
     with warnings.catch_warnings():
         # Heymarket fixes the key format; a short secret is the account's choice, not ours.
         warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)

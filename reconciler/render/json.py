@@ -8,4 +8,8 @@ from reconciler.core.plan import Plan
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json_dict(), indent=2, ensure_ascii=False) + "\n"
+    document = plan.to_json_dict()
+    if plan.live_read is not None:
+        # Beside the plan, not in it: a saved plan's proof covers ``to_json_dict`` only.
+        document["live"] = plan.live_read.to_json_dict()
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -126,6 +126,8 @@ def render_markdown(plan: Plan) -> str:
         head += f"**No changes.** {no_changes_detail(plan)}\n\n"
     else:
         head += f"**{summary}**\n\n" + _summary_table(plan)
+    if plan.live_read is not None:
+        head += f"{plan.live_read}\n\n"
     head += _fields_to_create(plan.fields_to_create)
     head += _notice_list("Errors", plan.errors)
     head += _notice_list("Warnings", plan.warnings)

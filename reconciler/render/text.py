@@ -57,7 +57,7 @@ def _change_lines(change: Change, color: bool) -> list[str]:
 def render_text(plan: Plan, *, color: bool = False) -> str:
     """The changes and the summary (for stdout); notices go through ``render_text_notices``."""
     summary = plan.summary
-    lines: list[str] = []
+    lines: list[str] = [] if plan.live_read is None else [str(plan.live_read), ""]
     header = targets_line(plan)
     if header is not None:
         lines += [_paint(header, _BOLD, color), ""]

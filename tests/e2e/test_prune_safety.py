@@ -19,8 +19,9 @@ from reconciler.commands.context import Settings
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import ReconcilerError
 from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.live.snapshot import snapshot_path
 from reconciler.report.console import Console
-from tests.account import CONFIG, OWNER, live_phones
+from tests.account import CONFIG, OWNER, forge_snapshot, live_phones
 from tests.sandbox_handle import SandboxHandle
 
 
@@ -230,3 +231,39 @@ def test_creates_done_before_a_batch_fails_midway_are_journaled_and_nothing_more
     # A rerun converges.
     assert main(["apply", "--auto-approve"]) == 0
     assert live_phones(sandbox) == set(phones)
+
+
+def test_a_forged_snapshot_claiming_a_contact_is_ours_never_gets_it_deleted(
+    project: Path, sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The snapshot may come from a cache someone else wrote. One that passes every proof
+    but marks someone else's contact as this repository's makes the plan show a delete;
+    prune reads the contact again, live, and deletes nothing."""
+    sandbox.seed(
+        [
+            # Someone else's, older than the snapshot's newest second (which is re-read).
+            {"phone": "15105551000", "updated": "2024-01-01T00:00:00Z"},
+            {
+                "phone": "15105551001",
+                "custom": {"Managed by": OWNER},
+                "updated": "2024-06-01T00:00:00Z",
+            },
+        ]
+    )
+    declare(project / "contacts", "15105551001")
+    assert main(["plan"]) == 0
+
+    def claim_the_other(columns: dict[str, list[Any]]) -> None:
+        ours = columns["custom"][columns["phone"].index("15105551001")]
+        columns["custom"][columns["phone"].index("15105551000")] = dict(ours)
+
+    forge_snapshot(snapshot_path(project / ".reconciler" / "cache", sandbox.url), claim_the_other)
+    capsys.readouterr()
+    assert main(["plan", "--prune"]) == 0
+    assert "delete 15105551000" in capsys.readouterr().out, "the forgery must pass the proofs"
+
+    # Re-read live, the contact is not ours: a failed delete, reported, and nothing deleted.
+    assert main(["apply", "--auto-approve", "--prune"]) == 1
+    assert live_phones(sandbox) == {"15105551000", "15105551001"}
+    assert sandbox.stats()["by_route"].get("DELETE /v2/contacts", 0) == 0
+    assert "delete 15105551000" in capsys.readouterr().err

@@ -332,20 +332,17 @@ def test_a_hostile_saved_plan_is_a_saved_plan_error_or_a_plan(text: bytes) -> No
 
 
 @FUZZ
-@given(st.booleans(), st.data())
-def test_a_hostile_snapshot_is_a_miss_or_a_snapshot(
-    header_damaged: bool, data: st.DataObject
-) -> None:
+@given(st.integers(min_value=0, max_value=13), st.data())
+def test_a_hostile_snapshot_is_a_miss_or_a_snapshot(line: int, data: st.DataObject) -> None:
+    """Any one line damaged: the header, a column, or the trailer with the checksum."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "live.json"
         fields = [CustomField("7", "Tier")]
         write_snapshot(path, API_URL, fields, [parse_live_contact(record())])
-        header, contact = path.read_bytes().splitlines()
-        if header_damaged:
-            header = data.draw(damaged(json.loads(header)))
-        else:
-            contact = data.draw(damaged(json.loads(contact)))
-        path.write_bytes(header + b"\n" + contact + b"\n")
+        lines = path.read_bytes().splitlines()
+        assert len(lines) == 14
+        lines[line] = data.draw(damaged(json.loads(lines[line])))
+        path.write_bytes(b"\n".join(lines) + b"\n")
         snapshot = read_snapshot(path, API_URL)
         assert snapshot is None or len(snapshot.contacts) == 1
 

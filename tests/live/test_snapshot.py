@@ -4,6 +4,7 @@ is listed again in full."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from reconciler.commands.context import fetch_live_state
 from reconciler.core.model import LiveContact
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.live.snapshot import LiveListing, read_live_state, snapshot_path
+from tests.account import SNAPSHOT_COLUMNS, forge_snapshot
 from tests.sandbox_handle import SandboxHandle
 
 LIST_ROUTE = "POST /v2/contacts/list"
@@ -120,6 +122,37 @@ def test_incremental_read_costs_the_changes_not_the_account(
     assert used[COUNT_ROUTE] == 1
 
 
+def test_contacts_read_from_the_snapshot_equal_those_listed(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    """Every field survives the snapshot: names, email, opt-out, custom values of each
+    type, tags, rev and updated (including a fraction of a second)."""
+    ids = sandbox.create_fields(["Tier", "Seats", "Active", "Ratio"])
+    sandbox.seed(
+        [
+            {
+                "phone": f"1510555{n:04d}",
+                "first": f"First{n}",
+                "last": None if n % 2 else "Last",
+                "display_name": "Ünïcode ✓",
+                "email": f"user{n}@example.com",
+                "is_opted_out": n == 1,
+                "custom": {ids["Tier"]: "gold", ids["Seats"]: n, ids["Active"]: n % 2 == 0}
+                | ({ids["Ratio"]: 0.5} if n == 2 else {}),
+                "tags": ["VIP", "Wholesale"] if n == 0 else [],
+                "updated": f"2024-01-01T00:00:0{n}.250000Z" if n == 3 else "2024-01-01T00:00:00Z",
+            }
+            for n in range(5)
+        ]
+    )
+    listed = read_live_state(client, tmp_path, "auto")
+    again = read_live_state(client, tmp_path, "auto")
+    assert (listed.how, again.how) == ("full", "incremental")
+    by_id = sorted(listed.contacts, key=lambda contact: contact.id)
+    assert sorted(again.contacts, key=lambda contact: contact.id) == by_id
+    assert {contact.tags for contact in again.contacts} == {("VIP", "Wholesale"), ()}
+
+
 def test_a_delete_and_a_create_between_two_reads_are_both_seen(
     sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
 ) -> None:
@@ -180,12 +213,9 @@ def test_changed_custom_fields_force_a_full_listing(
         pytest.param(lambda text: text[: len(text) // 2], id="truncated"),
         pytest.param(lambda text: "not json", id="garbage"),
         pytest.param(lambda text: json.dumps({"format": 99}), id="foreign"),
-        pytest.param(
-            lambda text: text.replace('"phone"', '"telephone"').replace(
-                '"contact_channels"', '"x"'
-            ),
-            id="wrong-shape",
-        ),
+        pytest.param(lambda text: text.replace('"15105550001"', '"15105550009"'), id="edited"),
+        pytest.param(lambda text: text.rsplit("\n", 2)[0] + "\n", id="no-trailer"),
+        pytest.param(lambda text: text + "[]\n", id="extra-line"),
     ],
 )
 def test_an_unusable_snapshot_means_a_full_listing_never_an_error(
@@ -196,6 +226,108 @@ def test_an_unusable_snapshot_means_a_full_listing_never_an_error(
     path = snapshot_path(tmp_path, client.base_url)
     path.write_text(damage(path.read_text(encoding="utf-8")), encoding="utf-8")
     assert refresh(client, tmp_path, sandbox).how == "full"
+
+
+def put(column: str, index: int, value: Any) -> Any:
+    def edit(columns: dict[str, list[Any]]) -> None:
+        columns[column][index] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(put("phone", 0, 15105550000), id="phone-not-text"),
+        pytest.param(put("uuid", 1, " "), id="blank-uuid"),
+        pytest.param(put("first", 1, ["a"]), id="name-not-text"),
+        pytest.param(put("is_opted_out", 2, 0), id="opt-out-not-boolean"),
+        pytest.param(put("custom", 2, {"1": {"nested": True}}), id="custom-not-scalar"),
+        pytest.param(put("custom", 2, []), id="custom-not-object"),
+        pytest.param(put("rev", 3, "1"), id="rev-not-integer"),
+        pytest.param(put("id", 3, 1), id="id-twice"),
+        pytest.param(put("updated", 0, "2024-01-01 00:00:00"), id="updated-not-canonical"),
+        pytest.param(put("updated", 0, "2099-13-45T00:00:00Z"), id="updated-no-moment"),
+        pytest.param(put("tags", 0, [1]), id="tag-not-text"),
+        pytest.param(lambda columns: columns["email"].pop(), id="short-column"),
+    ],
+)
+def test_a_forged_snapshot_of_the_wrong_shape_means_a_full_listing(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path, edit: Any
+) -> None:
+    """A snapshot can come from a cache someone else wrote: with a matching checksum, every
+    value must still be of the type a parsed listing holds, or the snapshot is not used."""
+    seeded(sandbox, 4, updated="2024-01-01T00:00:00Z")
+    refresh(client, tmp_path, sandbox)
+    forge_snapshot(snapshot_path(tmp_path, client.base_url), edit)
+    assert refresh(client, tmp_path, sandbox).how == "full"
+
+
+@pytest.mark.parametrize("row", [-1, 1, "0"], ids=["negative", "past-the-end", "not-integer"])
+def test_a_forged_custom_value_index_means_a_full_listing(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path, row: Any
+) -> None:
+    """Contacts with the same custom values share one entry; an index to none is a miss."""
+    seeded(sandbox, 3, updated="2024-01-01T00:00:00Z")
+    refresh(client, tmp_path, sandbox)
+    path = snapshot_path(tmp_path, client.base_url)
+    header, *columns, _ = path.read_text(encoding="utf-8").splitlines()
+    custom = SNAPSHOT_COLUMNS.index("custom")
+    shared, rows = json.loads(columns[custom])
+    assert (len(shared), rows) == (1, [0, 0, 0])
+    columns[custom] = json.dumps([shared, [0, row, 0]])
+    body = "".join(column + "\n" for column in columns)
+    trailer = json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()})
+    path.write_text(f"{header}\n{body}{trailer}\n", encoding="utf-8")
+    assert refresh(client, tmp_path, sandbox).how == "full"
+
+
+def test_a_forged_snapshot_hiding_a_contact_is_caught_by_the_count(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    records = sandbox.seed(
+        [{"phone": f"1510555{n:04d}", "updated": f"2024-01-0{n + 1}T00:00:00Z"} for n in range(4)]
+    )
+    refresh(client, tmp_path, sandbox)
+
+    def hide_the_oldest(columns: dict[str, list[Any]]) -> None:
+        for values in columns.values():
+            del values[0]
+
+    forge_snapshot(snapshot_path(tmp_path, client.base_url), hide_the_oldest)
+    listing = refresh(client, tmp_path, sandbox)
+    assert listing.how == "full"
+    assert records[0]["phone"] in {contact.phone for contact in listing.contacts}
+
+
+def test_an_unchanged_account_leaves_the_snapshot_unwritten(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    records = seeded(sandbox, 5, updated="2024-01-01T00:00:00Z")
+    refresh(client, tmp_path, sandbox)
+    path = snapshot_path(tmp_path, client.base_url)
+    path.touch()  # a marker: a rewrite replaces the file (and its inode)
+    inode = path.stat().st_ino
+    listing = refresh(client, tmp_path, sandbox)
+    assert listing.how == "incremental"
+    assert path.stat().st_ino == inode
+
+    client.bulk_upsert([{"contact_id": records[1]["uuid"], "first": "Changed"}])
+    assert refresh(client, tmp_path, sandbox).how == "incremental"
+    assert path.stat().st_ino != inode
+    assert refresh(client, tmp_path, sandbox).how == "incremental"
+
+
+def test_the_listing_says_how_many_requests_it_used(
+    sandbox: SandboxHandle, client: HeymarketClient, tmp_path: Path
+) -> None:
+    sandbox.set_faults(page_cap=10)
+    seeded(sandbox, 25, updated="2024-01-01T00:00:00Z")
+    listing, used = counted_refresh(client, tmp_path, sandbox)
+    assert (listing.how, listing.requests) == ("full", sum(used.values()))
+    assert listing.requests == 1 + 4  # the custom fields, 3 pages and the empty one
+    listing, used = counted_refresh(client, tmp_path, sandbox)
+    assert (listing.how, listing.requests) == ("incremental", sum(used.values()))
 
 
 def test_refresh_full_lists_everything_even_with_a_good_snapshot(

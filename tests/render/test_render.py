@@ -3,6 +3,7 @@ in tests/golden/ (tests/golden_files.py says how to regenerate them)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -10,7 +11,7 @@ import pytest
 
 from reconciler.core.diff import DiffSettings, diff
 from reconciler.core.masking import mask_email, mask_name, mask_phone
-from reconciler.core.plan import Plan
+from reconciler.core.plan import LiveRead, Plan
 from reconciler.render import FORMATS, RenderOptions, render_plan
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT
 from tests.builders import FIELDS, MARKER, MARKER_ID, OWNER, TIER_ID, declared, live
@@ -218,3 +219,23 @@ def test_markdown_stays_under_the_limit_with_huge_values_and_many_warnings() -> 
 
     assert len(markdown) < GITHUB_COMMENT_LIMIT
     assert re.search(r"- … and \d+ more", markdown)
+
+
+@pytest.mark.parametrize("mask_pii", [False, True])
+def test_how_the_live_state_was_read_is_one_line_in_every_format(mask_pii: bool) -> None:
+    plan = dataclasses.replace(sample_plan(), live_read=LiveRead("incremental", 4))
+    options = RenderOptions(mask_pii=mask_pii)
+    line = "Live state read incrementally: 4 API requests."
+
+    text = render_plan(plan, "text", options).stdout
+    assert text.startswith(line + "\n\nreconciler will perform these actions:")
+    markdown = render_plan(plan, "markdown", options).stdout
+    assert "| 1 | 2 (1 adopted) | 1 | 1 |\n\n" + line + "\n\n" in markdown
+    document = json.loads(render_plan(plan, "json", options).stdout)
+    assert document["live"] == {"read": "incremental", "requests": 4}
+
+    full = dataclasses.replace(plan, live_read=LiveRead("full", 1001))
+    assert (
+        "Live state read in full: 1,001 API requests." in render_plan(full, "text", options).stdout
+    )
+    assert "live" not in json.loads(render_plan(sample_plan(), "json", options).stdout)
