@@ -1,10 +1,10 @@
 """``reconciler init``: scaffold a new contacts repository from the templates in
 ``reconciler/templates/``.
 
-The workflow templates are the workflows: this repository's ``.github/workflows/`` holds
-byte-identical copies (a test keeps them equal), so what ``init`` writes is what this
-repository runs, and both install reconciler the same way (the repository variable
-``RECONCILER_PIP_SPEC``, or the checkout itself where it is reconciler's own source).
+Plan, Apply and Drift in ``templates/workflows/`` run the same steps as this repository's
+``.github/workflows/`` (a test keeps them so); they differ in the Action they use: a release
+of it there, this checkout (``uses: ./``) here. The scaffold's CI checks contacts
+(validate, fmt --check, plan), not the tool's Python.
 """
 
 from __future__ import annotations
