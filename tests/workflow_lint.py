@@ -73,3 +73,40 @@ def check_jsonschema(paths: Sequence[Path]) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def zizmor(paths: Sequence[Path], min_severity: str = "low") -> list[str]:
+    """zizmor's findings (offline: no GitHub API calls) in ``paths`` at ``min_severity`` or
+    above, as ``file: ident (severity): description``. Findings a workflow ignores with a
+    ``# zizmor: ignore[...]`` comment, which says why beside it, are not reported."""
+    executable = Path(sys.executable).parent / "zizmor"
+    if not executable.exists():
+        pytest.fail("zizmor is not installed: run `pip install -e '.[dev]'` (or `make test`).")
+    result = subprocess.run(
+        [
+            str(executable),
+            "--offline",
+            "--no-progress",
+            "--format",
+            "json",
+            "--min-severity",
+            min_severity,
+            *map(str, paths),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    try:
+        findings = json.loads(result.stdout)
+    except ValueError:
+        pytest.fail(f"zizmor could not run (exit {result.returncode}): {result.stderr}")
+    described = []
+    for finding in findings:
+        location = finding["locations"][0]["symbolic"]
+        path = location["key"]["Local"]["verbatim_path"]
+        severity = finding["determinations"]["severity"]
+        described.append(f"{path}: {finding['ident']} ({severity}): {finding['desc']}")
+    return described

@@ -1,10 +1,10 @@
 """``reconciler init``: scaffold a new contacts repository from the templates in
 ``reconciler/templates/``.
 
-The workflow templates are the workflows: this repository's ``.github/workflows/`` holds
-byte-identical copies (a test keeps them equal), so what ``init`` writes is what this
-repository runs, and both install reconciler the same way (the repository variable
-``RECONCILER_PIP_SPEC``, or the checkout itself where it is reconciler's own source).
+Plan, Apply and Drift in ``templates/workflows/`` run the same steps as this repository's
+``.github/workflows/`` (a test keeps them so); they differ in the Action they use: a release
+of it there, this checkout (``uses: ./``) here. The scaffold's CI checks contacts
+(validate, fmt --check, plan), not the tool's Python.
 """
 
 from __future__ import annotations
@@ -76,6 +76,11 @@ def account_prefix(name: str) -> str:
     return f"{DEFAULT_CREDENTIALS_PREFIX}_{name.upper().replace('-', '_')}"
 
 
+# A test of one credential secret in an expression (``secrets.HEYMARKET_X != ''``): with
+# several accounts, true when any account's is set.
+_CREDENTIAL_TEST = re.compile(r"secrets\.HEYMARKET_(SECRET_ID|SECRET_KEY|API_KEY) != ''")
+
+
 def per_account_credentials(workflow: str, prefixes: Sequence[str]) -> str:
     """``workflow`` with each ``HEYMARKET_X: ${{ secrets.HEYMARKET_X }}`` env line replaced by
     one line per prefix (``HEYMARKET_US_X: ${{ secrets.HEYMARKET_US_X }}``), indented alike;
@@ -96,7 +101,14 @@ def per_account_credentials(workflow: str, prefixes: Sequence[str]) -> str:
         match = _CREDENTIAL_LINE.match(text)
         if match is None:
             end_run()
-            lines.append(line)
+            lines.append(
+                _CREDENTIAL_TEST.sub(
+                    lambda test: " || ".join(
+                        f"secrets.{prefix}_{test[1]} != ''" for prefix in prefixes
+                    ),
+                    line,
+                )
+            )
         else:
             run.append((match["indent"], match["suffix"], line[len(text) :]))
     end_run()
