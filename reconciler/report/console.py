@@ -102,6 +102,7 @@ class Console:
             stdout_is_tty=self.stderr_is_tty,
             stderr_is_tty=self.stderr_is_tty,
             screen=self.screen,
+            clock=self.clock,
         )
 
     @classmethod
