@@ -9,8 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.core.errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError, TargetError
 from reconciler.desired.config import Account
+from reconciler.desired.targets import AccountTargets, read_account_targets
 
 if TYPE_CHECKING:
     from reconciler.commands.context import Inputs, Settings
@@ -79,14 +80,55 @@ def _account_settings(
     return replace(settings, api_url=url)
 
 
-def check_targets_of_one_account(targets: Sequence[str], selected: Sequence[Inputs]) -> None:
-    """``--target`` names contacts of one account's files or phones: with several accounts
-    selected, which account it means is a doubt, so it is refused before any request."""
-    if targets and len(selected) > 1:
-        raise AccountSelectionError(
-            f"--target applies to one account, and {len(selected)} are selected: "
-            "choose one with --account NAME"
+def read_targets_of_accounts(
+    written: Sequence[str], selected: Sequence[Inputs]
+) -> dict[str, AccountTargets]:
+    """``--target`` values read in each selected account (its contacts directory, its
+    ``phones.default_region``), before any request; a value that reads in none of them (a
+    file in no account's directory, a phone no account can read) is an error."""
+    readings = {
+        str(inputs.settings.account): read_account_targets(
+            written,
+            contacts_dir=inputs.settings.contacts_dir,
+            cwd=inputs.settings.cwd,
+            files=inputs.desired.files,
+            default_region=inputs.settings.config.phones.default_region,
         )
+        for inputs in selected
+    }
+    for target in written:
+        problems = [r.problems[target] for r in readings.values() if target in r.problems]
+        if len(problems) == len(readings):
+            raise TargetError(
+                f"{problems[0]} (in none of the selected accounts: {_names(readings)})"
+            )
+    return readings
+
+
+def check_targets_select(
+    written: Sequence[str],
+    readings: Mapping[str, AccountTargets],
+    kept: Mapping[str, Sequence[str]],
+) -> None:
+    """After the live states are read: every ``--target`` value selects in some account,
+    where ``kept`` holds what each account's plan is targeted at (a phone neither declared
+    nor live in an account is not kept there)."""
+    for target in written:
+        if not any(
+            target in reading.labels and reading.labels[target] in kept.get(name, ())
+            for name, reading in readings.items()
+        ):
+            label = next(
+                (r.labels[target] for r in readings.values() if target in r.labels), target
+            )
+            raise TargetError(
+                f"--target {label} is neither declared nor in the account, in any of the "
+                f"selected accounts ({_names(readings)}); check the number"
+            )
+
+
+def _names(readings: Mapping[str, AccountTargets]) -> str:
+    return ", ".join(readings)
 
 
 def the_one_account(selected: Sequence[Settings]) -> Settings:

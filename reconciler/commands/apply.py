@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from reconciler.commands.accounts import AccountSelectionError, check_targets_of_one_account
+from reconciler.commands.accounts import check_targets_select, read_targets_of_accounts
 from reconciler.commands.apply_accounts import accounts_planned, apply_accounts, single_plan
 from reconciler.commands.context import (
     Inputs,
@@ -44,24 +45,33 @@ from reconciler.commands.context import (
     resolve_targets,
 )
 from reconciler.commands.environment import Environment
-from reconciler.commands.run_result import Publish, for_document, result_document
+from reconciler.commands.run_result import (
+    Publish,
+    account_entry,
+    accounts_result,
+    for_document,
+    result_document,
+)
 from reconciler.core.errors import (
     EXIT_ERROR,
     EXIT_OK,
     ApplyInterruptedError,
     PruneMismatchError,
+    ReconcilerError,
     StalePlanError,
     TargetError,
 )
 from reconciler.core.masking import contact_names
 from reconciler.core.model import CustomField
-from reconciler.core.plan import Create, Plan, Update, check_prune_caps
+from reconciler.core.plan import Create, Plan, Summary, Update, check_prune_caps
 from reconciler.core.proof import (
     Provenance,
     SavedPlan,
     plan_differences,
     provenance_differences,
 )
+from reconciler.core.targets import Targets
+from reconciler.desired.targets import AccountTargets
 from reconciler.execute import Executor, Tally
 from reconciler.execute.executor import executing
 from reconciler.files.lock import DEFAULT_WAIT_SECONDS
@@ -248,20 +258,123 @@ def _apply_locked(
     if len(selected) == 1 and selected[0].settings.account is None:
         plan = single_plan(file, saved)
         return _apply_account(request, env, started_at, selected[0], plan, document)
-    if document is not None and len(selected) > 1:
-        raise AccountSelectionError(
-            f"apply --format json reports one account, and {len(selected)} are selected: "
-            "choose one with --account NAME"
-        )
+    readings: dict[str, AccountTargets] = {}
     if file is not None:
         selected = accounts_planned(file, saved, selected, named=request.accounts)
-    check_targets_of_one_account(request.targets, selected)
-    return apply_accounts(
-        selected,
-        saved,
-        env.console,
-        lambda inputs, plan: _apply_account(request, env, started_at, inputs, plan, document),
+    elif request.targets:
+        # Each target read in each account; one that selects nothing in any of them is an
+        # error before anything is written.
+        readings = read_targets_of_accounts(request.targets, selected)
+        _check_targets_select_live(request, env, selected, readings)
+    entries: list[dict[str, Any]] = []
+
+    def apply_one(inputs: Inputs, plan: SavedPlan | None) -> int:
+        name = str(inputs.settings.account)
+        targets = readings[name].targets if readings else None
+        if targets is not None and not targets.shown:
+            # No request to an account the targets select nothing in.
+            env.console.out(_NOTHING_SELECTED)
+            nothing = _result(request, env.cwd, inputs.settings, Tally(), Summary(0, 0, 0, 0), 0)
+            entries.append(account_entry(name, EXIT_OK, nothing))
+            return EXIT_OK
+        if document is None:
+            return _apply_account(request, env, started_at, inputs, plan, None, targets)
+        results: list[dict[str, Any]] = []
+        try:
+            code = _apply_account(request, env, started_at, inputs, plan, results.append, targets)
+        except ReconcilerError as error:
+            entries.append(account_entry(name, error.exit_code, None, str(error)))
+            raise
+        entries.append(account_entry(name, code, results[0] if results else None))
+        return code
+
+    code = apply_accounts(selected, saved, env.console, apply_one)
+    if document is not None:
+        document(
+            accounts_result(
+                "apply",
+                entries,
+                cwd=env.cwd,
+                journal=journal_file(selected[0].settings),
+                saved_plan=None if file is None else str(file),
+                prune=request.prune,
+            )
+        )
+    return code
+
+
+_NOTHING_SELECTED = "The targets select nothing in this account; nothing to apply.\n"
+
+
+def _result(
+    request: ApplyRequest,
+    cwd: Path,
+    settings: Settings,
+    tally: Tally,
+    summary: Summary,
+    plan_errors: int,
+    mask: bool = False,
+) -> dict[str, Any]:
+    """The result document of one account's apply (``run_result``)."""
+    return result_document(
+        "apply",
+        tally,
+        mask=mask,
+        cwd=cwd,
+        journal=journal_file(settings),
+        backup=tally.backup,
+        saved_plan=None if request.plan_file is None else str(request.plan_file),
+        prune=request.prune,
+        plan=summary.to_json_dict(),
+        plan_errors=plan_errors,
     )
+
+
+def _check_targets_select_live(
+    request: ApplyRequest,
+    env: Environment,
+    selected: Sequence[Inputs],
+    readings: Mapping[str, AccountTargets],
+) -> None:
+    """A phone target declared in none of the accounts it reads in must be live in one of
+    them: those accounts are read (and their snapshots kept) before anything is written.
+    An account that cannot be read is taken as selecting it: its own apply reports why."""
+    kept: dict[str, set[str]] = {}
+    for inputs in selected:
+        name = str(inputs.settings.account)
+        reading = readings[name]
+        declared = {contact.phone for contact in inputs.desired.contacts}
+        kept[name] = {
+            label
+            for label in reading.targets.shown
+            if label not in reading.targets.phones or label in declared
+        }
+    pending = [
+        target
+        for target in request.targets
+        if not any(r.labels.get(target) in kept[name] for name, r in readings.items())
+    ]
+    if not pending:
+        return
+    for inputs in selected:
+        name = str(inputs.settings.account)
+        reading = readings[name]
+        wanted = {reading.labels[t] for t in pending if t in reading.labels}
+        if not wanted:
+            continue
+        try:
+            with env.connect_client(inputs.settings, env.environ, request.insecure) as client:
+                live = fetch_live_state(
+                    client,
+                    refresh=request.refresh,
+                    cache_dir=cache_directory(inputs.settings),
+                    progress=env.console,
+                )
+        except ReconcilerError:
+            kept[name] |= wanted
+            continue
+        kept[name] |= wanted & {contact.phone for contact in live.contacts}
+    check_targets_select(request.targets, readings, {name: tuple(k) for name, k in kept.items()})
 
 
 def _apply_account(
@@ -271,7 +384,10 @@ def _apply_account(
     inputs: Inputs,
     saved: SavedPlan | None = None,
     document: Publish | None = None,
+    several_targets: Targets | None = None,
 ) -> int:
+    """One account's apply; ``several_targets``: the targets of an account of several, read
+    already (a phone target neither declared nor live here selects nothing here)."""
     console, cwd = env.console, env.cwd
     settings, desired = inputs.settings, inputs.desired
     # Masking asked for by any account of the run masks all of it.
@@ -284,10 +400,12 @@ def _apply_account(
                 f"{request.plan_file} is applied with the targets it was planned with; "
                 "drop --target, or make a new plan with the targets you want"
             )
-    with _saved_targets_proven(request, saved):
-        targets = resolve_targets(
-            settings, desired, saved.targets if saved is not None else request.targets
-        )
+    targets = several_targets
+    if targets is None:
+        with _saved_targets_proven(request, saved):
+            targets = resolve_targets(
+                settings, desired, saved.targets if saved is not None else request.targets
+            )
     if request.max_deletes is not None and not request.prune:
         console.err("Note: --max-deletes has no effect without --prune.\n")
 
@@ -312,6 +430,7 @@ def _apply_account(
                 journal=journal_file(settings),
                 account=settings.account,
                 targets=targets,
+                of_several=several_targets is not None,
             ).plan
         fields: Sequence[CustomField] = live.fields
         if saved is not None:
@@ -329,25 +448,17 @@ def _apply_account(
                 run_max_deletes=request.max_deletes,
             )
 
-        _show_plan(plan, console, options)
-
         def publish(tally: Tally) -> None:
             if document is not None:
                 document(
-                    result_document(
-                        "apply",
-                        tally,
-                        mask=mask,
-                        cwd=cwd,
-                        journal=journal_file(settings),
-                        backup=tally.backup,
-                        saved_plan=None if request.plan_file is None else str(request.plan_file),
-                        prune=request.prune,
-                        plan=plan.summary.to_json_dict(),
-                        plan_errors=len(plan.errors),
-                    )
+                    _result(request, cwd, settings, tally, plan.summary, len(plan.errors), mask)
                 )
 
+        if several_targets is not None and not plan.targets:
+            console.out(_NOTHING_SELECTED)
+            publish(Tally())
+            return EXIT_OK
+        _show_plan(plan, console, options)
         if not plan.has_changes:
             publish(Tally())
             return EXIT_ERROR if plan.has_errors else EXIT_OK

@@ -30,7 +30,7 @@ from reconciler.core.plan import LiveRead, Notice, Plan
 from reconciler.core.progress import ProgressSink
 from reconciler.core.redaction import DEFAULT_CREDENTIALS_PREFIX, credential_values_in
 from reconciler.core.rewrites import mark_seen_rewrites
-from reconciler.core.targets import Targets, targeted_plan
+from reconciler.core.targets import Targets, known_targets, targeted_plan
 from reconciler.desired.config import Config, load_config
 from reconciler.desired.config_discovery import DEFAULT_CONFIG_FILE, state_root
 from reconciler.desired.loader import DesiredState, load_desired_state
@@ -244,13 +244,17 @@ def make_plan(
     journal: Path | None = None,
     account: str | None = None,
     targets: Targets | None = None,
+    of_several: bool = False,
 ) -> PlanRun:
     """The plan; with ``journal``, its changes that send a value the account rewrote last
-    time are marked (``core.rewrites``); with ``targets``, only their changes."""
+    time are marked (``core.rewrites``); with ``targets``, only their changes. With
+    ``of_several`` (one account of several), a phone target neither declared nor live here
+    selects nothing here, instead of being an error: the plan's ``targets`` are those that
+    select here."""
     diff_settings = config.diff_settings(run_max_deletes=run_max_deletes)
     plan = diff(desired.contacts, live.contacts, live.fields, diff_settings, prune=prune)
     if targets is not None:
-        plan = _targeted(plan, targets, desired, live, diff_settings)
+        plan = _targeted(plan, targets, desired, live, diff_settings, of_several=of_several)
     if desired.warnings:
         # The desired state's own warnings come first: they are about what the files say.
         plan = replace(plan, warnings=(*_phone_notices(desired), *plan.warnings))
@@ -275,10 +279,18 @@ def resolve_targets(
 
 
 def _targeted(
-    plan: Plan, targets: Targets, desired: DesiredState, live: LiveState, settings: DiffSettings
+    plan: Plan,
+    targets: Targets,
+    desired: DesiredState,
+    live: LiveState,
+    settings: DiffSettings,
+    *,
+    of_several: bool,
 ) -> Plan:
     known = {contact.phone for contact in desired.contacts}
     known.update(contact.phone for contact in live.contacts)
+    if of_several:
+        targets = known_targets(targets, known)
     unknown = sorted(targets.phones - known)
     if unknown:
         raise TargetError(

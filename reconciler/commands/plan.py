@@ -7,11 +7,11 @@ only reads the account."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.commands.accounts import check_targets_of_one_account
+from reconciler.commands.accounts import check_targets_select, read_targets_of_accounts
 from reconciler.commands.context import (
     Inputs,
     cache_directory,
@@ -33,6 +33,8 @@ from reconciler.core.errors import (
 )
 from reconciler.core.masking import contact_names
 from reconciler.core.plan import Plan
+from reconciler.core.targets import Targets
+from reconciler.desired.targets import AccountTargets
 from reconciler.files.saved_plans import (
     current_provenance,
     write_saved_plan,
@@ -96,15 +98,19 @@ def run(request: PlanRequest, env: Environment) -> int:
         return EXIT_ERROR
     if len(selected) == 1 and selected[0].settings.account is None:
         return _plan_one(request, env, selected[0])
-    check_targets_of_one_account(request.targets, selected)
     return _plan_accounts(request, env, selected)
 
 
-def _derive(request: PlanRequest, env: Environment, inputs: Inputs) -> Plan:
+def _derive(
+    request: PlanRequest, env: Environment, inputs: Inputs, targets: Targets | None = None
+) -> Plan:
+    """One account's plan; ``targets``: those of an account of several, read already."""
     settings = inputs.settings
-    # Read against the desired state before any request: a target that names nothing costs
-    # no API call.
-    targets = resolve_targets(settings, inputs.desired, request.targets)
+    of_several = targets is not None
+    if targets is None:
+        # Read against the desired state before any request: a target that names nothing
+        # costs no API call.
+        targets = resolve_targets(settings, inputs.desired, request.targets)
     with env.connect_client(settings, env.environ, request.insecure) as client:
         live = fetch_live_state(
             client,
@@ -121,6 +127,7 @@ def _derive(request: PlanRequest, env: Environment, inputs: Inputs) -> Plan:
         journal=journal_file(settings),
         account=settings.account,
         targets=targets,
+        of_several=of_several,
     ).plan
 
 
@@ -141,15 +148,20 @@ def _save(request: PlanRequest, env: Environment, inputs: Inputs, plan: Plan) ->
 
 
 def _save_accounts(
-    request: PlanRequest, env: Environment, selected: Sequence[Inputs], plans: list[AccountPlan]
+    request: PlanRequest,
+    env: Environment,
+    selected: Sequence[Inputs],
+    plans: list[AccountPlan],
+    failed: Sequence[str],
 ) -> str:
-    """With ``--out``, every account's plan in one file, each with its own provenance; no
-    file unless every selected account was planned (apply proves each account's plan)."""
+    """With ``--out``, every account's plan in one file, each with its own provenance (and
+    targets); no file unless every selected account was planned (apply proves each
+    account's plan). An account the targets select nothing in has no plan in it."""
     if request.out is None:
         return ""
-    if len(plans) != len(selected):
-        planned = {name for name, _ in plans}
-        failed = [str(i.settings.account) for i in selected if i.settings.account not in planned]
+    planned = {name for name, _ in plans}
+    selected = [inputs for inputs in selected if inputs.settings.account in planned]
+    if failed:
         env.console.err(
             f"Error: the plan was not saved to {request.out}: account {', '.join(failed)} "
             "could not be planned.\n"
@@ -215,24 +227,35 @@ def _plan_accounts(request: PlanRequest, env: Environment, selected: Sequence[In
     credentials refused, its server down): that account's error is said on stderr and
     counts in the exit code."""
     console = env.console
+    # Each target read in each account before any request: one that reads in none is an error.
+    readings = read_targets_of_accounts(request.targets, selected) if request.targets else {}
     plans: list[AccountPlan] = []
+    failed: list[str] = []
     codes: list[int] = []
     for inputs in selected:
         name = str(inputs.settings.account)
+        targets = readings[name].targets if readings else None
+        if targets is not None and not targets.shown:
+            # No request to an account the targets select nothing in.
+            console.err(_nothing_selected(name))
+            continue
         try:
-            plan = _derive(request, env, inputs)
+            plan = _derive(request, env, inputs, targets)
         except ReconcilerError as error:
             console.err(f"Error: account {name}: {error}\n")
             codes.append(error.exit_code)
+            failed.append(name)
             continue
         plans.append((name, plan))
         codes.append(plan_exit_code(plan, detailed=request.detailed_exitcode))
+    if readings:
+        plans = _selected_plans(request, env, readings, plans, failed=failed)
 
     mask = any(inputs.masks(mask_pii=request.mask_pii) for inputs in selected)
     options = render_options(env, mask=mask, no_color=request.no_color)
     if plans:
         rendered = render_account_plans(plans, request.output_format, options)
-        note = _save_accounts(request, env, selected, plans)
+        note = _save_accounts(request, env, selected, plans, failed)
         console.out(rendered.stdout)
         console.err(rendered.stderr)
         _say_saved(request, env, note)
@@ -244,3 +267,31 @@ def _plan_accounts(request: PlanRequest, env: Environment, selected: Sequence[In
             )
             console.err(append_step_summary(summary, env.environ, screen=console.screen))
     return worst_exit_code(codes)
+
+
+def _selected_plans(
+    request: PlanRequest,
+    env: Environment,
+    readings: Mapping[str, AccountTargets],
+    plans: list[AccountPlan],
+    *,
+    failed: Sequence[str],
+) -> list[AccountPlan]:
+    """The plans of the accounts the targets select something in (the others are said on
+    stderr and left out); a target that selects nothing in any account is an error, as for
+    one account (unless an account could not be planned: the run fails already)."""
+    if not failed:
+        check_targets_select(
+            request.targets, readings, {name: plan.targets for name, plan in plans}
+        )
+    kept: list[AccountPlan] = []
+    for name, plan in plans:
+        if plan.targets:
+            kept.append((name, plan))
+        else:
+            env.console.err(_nothing_selected(name))
+    return kept
+
+
+def _nothing_selected(name: str) -> str:
+    return f"Note: account {name}: the targets select nothing in it; it is left out.\n"

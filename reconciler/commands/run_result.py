@@ -1,12 +1,13 @@
 """The result document of a run that writes (``apply --format json``, ``restore --format
 json``): what it did, counted; each change that failed or whose outcome is unknown; where the
-backup and the journal are. Its form is ``schemas/apply-result.schema.json`` and
-``schemas/restore-result.schema.json``; keys are added, never renamed."""
+backup and the journal are. With several accounts, one document of their totals and each
+account's own result (``accounts_result``). Its form is ``schemas/apply-result.schema.json``
+and ``schemas/restore-result.schema.json``; keys are added, never renamed."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from reconciler.files.paths import display_path
 
 RESULT_FORMAT_VERSION = 1
 
-Publish = Callable[[str], None]
+# Where a run's result document goes.
+Publish = Callable[[dict[str, Any]], None]
 
 
 def for_document(env: Environment, output_format: str) -> tuple[Publish | None, Environment]:
@@ -27,7 +29,14 @@ def for_document(env: Environment, output_format: str) -> tuple[Publish | None, 
     Otherwise ``None`` and ``env`` unchanged."""
     if output_format != "json":
         return None, env
-    return env.console.out, replace(env, console=env.console.for_people_on_stderr())
+    out = env.console.out
+    return lambda document: out(printed(document)), replace(
+        env, console=env.console.for_people_on_stderr()
+    )
+
+
+def printed(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def failure_json(failure: Failure, *, mask: bool) -> dict[str, Any]:
@@ -49,8 +58,8 @@ def result_document(
     journal: Path,
     backup: Path | None,
     **details: Any,
-) -> str:
-    """The document, as printed: ``failed`` counts the changes that did not happen,
+) -> dict[str, Any]:
+    """The document: ``failed`` counts the changes that did not happen,
     ``unknown`` those that may have (both are in ``failures``, told apart by ``outcome``)."""
     unknown = sum(1 for failure in tally.failures if failure.unknown)
     document: dict[str, Any] = {
@@ -67,4 +76,59 @@ def result_document(
         "backup": None if backup is None else display_path(backup, cwd),
         "journal": display_path(journal, cwd),
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return document
+
+
+# The counts of a result document, which several accounts' document totals.
+_COUNTS = ("created", "updated", "deleted", "failed", "unknown")
+_PLAN_COUNTS = ("create", "update", "delete", "unchanged")
+
+
+def account_entry(
+    name: str, exit_code: int, result: dict[str, Any] | None, error: str | None = None
+) -> dict[str, Any]:
+    """One account's entry in a run of several: its own result document (without the
+    format and command the whole document states), or the error it failed with before
+    writing one."""
+    entry: dict[str, Any] = {"name": name, "exit_code": exit_code}
+    if result is None:
+        entry["error"] = error or "failed"
+        return entry
+    entry.update((key, value) for key, value in result.items() if key not in _ENVELOPE)
+    return entry
+
+
+_ENVELOPE = frozenset({"format_version", "command"})
+
+
+def accounts_result(
+    command: str,
+    entries: Sequence[dict[str, Any]],
+    *,
+    cwd: Path,
+    journal: Path,
+    **details: Any,
+) -> dict[str, Any]:
+    """The one document of a run over several accounts: the counts are the totals of their
+    entries, ``failures`` and ``notes`` all of theirs (each failure naming its account, each
+    note prefixed with it), ``backup`` null (each account's is in its entry), and
+    ``accounts`` each account's entry (``account_entry``)."""
+    results = [entry for entry in entries if "error" not in entry]
+    document: dict[str, Any] = {
+        "format_version": RESULT_FORMAT_VERSION,
+        "command": command,
+        **details,
+        "plan": {key: sum(entry["plan"][key] for entry in results) for key in _PLAN_COUNTS},
+        "plan_errors": sum(entry["plan_errors"] for entry in results),
+    }
+    document.update({key: sum(entry[key] for entry in results) for key in _COUNTS})
+    document["failures"] = [
+        {**failure, "account": entry["name"]} for entry in results for failure in entry["failures"]
+    ]
+    document["notes"] = [
+        f"account {entry['name']}: {note}" for entry in results for note in entry["notes"]
+    ]
+    document["backup"] = None
+    document["journal"] = display_path(journal, cwd)
+    document["accounts"] = list(entries)
+    return document

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.commands.context import open_account_settings, report_problem_lines
+from reconciler.commands.context import Settings, open_account_settings, report_problem_lines
 from reconciler.commands.environment import Environment
 from reconciler.core.errors import EXIT_ERROR, EXIT_OK, DesiredStateError, Problem
 from reconciler.desired.loader import DesiredState, load_desired_state
@@ -69,13 +69,16 @@ def run(request: ValidateRequest, env: Environment) -> int:
             continue
         states.append((settings.account, state))
     if problems:
-        return _invalid(env, problems, warnings, github=github, document=document)
+        accounts = _accounts(selected, states, problems)
+        return _invalid(
+            env, problems, warnings, github=github, document=document, accounts=accounts
+        )
     if document:
         # Several accounts: the counts are their totals.
         contacts = sum(len(state.contacts) for _, state in states)
         files = sum(len(state.files) for _, state in states)
         found = [warning.as_problem() for _, state in states for warning in state.warnings]
-        console.out(_document(contacts, files, (), found))
+        console.out(_document(contacts, files, (), found, _accounts(selected, states, ())))
         return EXIT_OK
     for account, state in states:
         files = len(state.files)
@@ -96,10 +99,11 @@ def _invalid(
     *,
     github: bool,
     document: bool,
+    accounts: list[dict[str, Any]] | None = None,
 ) -> int:
     consequence = f"{problem_count(problems)}."
     if document:
-        env.console.out(_document(None, None, problems, warnings))
+        env.console.out(_document(None, None, problems, warnings, accounts))
         env.console.err(consequence + "\n")
         return EXIT_ERROR
     report_problem_lines(env, problems, github=github, consequence=consequence)
@@ -113,8 +117,10 @@ def _document(
     files: int | None,
     problems: Sequence[Problem],
     warnings: Sequence[Problem],
+    accounts: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The validate result; the counts are ``null`` when the desired state did not load."""
+    """The validate result; the counts are ``null`` when the desired state did not load.
+    With accounts configured, ``accounts`` holds each one's own counts and problems."""
     result: dict[str, Any] = {
         "format_version": VALIDATE_FORMAT_VERSION,
         "valid": not problems,
@@ -123,7 +129,45 @@ def _document(
         "problems": [problem.to_json_dict() for problem in problems],
         "warnings": [warning.to_json_dict() for warning in warnings],
     }
+    if accounts is not None:
+        result["accounts"] = accounts
     return json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+
+
+def _accounts(
+    selected: Sequence[Settings],
+    states: Sequence[tuple[str | None, DesiredState]],
+    problems: Sequence[Problem],
+) -> list[dict[str, Any]] | None:
+    """Each configured account's entry (``None`` without ``accounts:``): its contacts and
+    files when its desired state loaded (else ``null``), and its own problems, those of the
+    files under its contacts directory."""
+    if not selected or selected[0].account is None:
+        return None
+    loaded = dict(states)
+    entries: list[dict[str, Any]] = []
+    for settings in selected:
+        state = loaded.get(settings.account)
+        root = settings.contacts_dir.absolute()
+        own = [
+            problem
+            for problem in problems
+            if _absolute(problem.path, settings.cwd).is_relative_to(root)
+        ]
+        entries.append(
+            {
+                "name": settings.account,
+                "valid": state is not None and not own,
+                "contacts": None if state is None else len(state.contacts),
+                "files": None if state is None else len(state.files),
+                "problems": [problem.to_json_dict() for problem in own],
+            }
+        )
+    return entries
+
+
+def _absolute(path: str, cwd: Path) -> Path:
+    return (cwd / path).absolute()
 
 
 def _counted(count: int, noun: str) -> str:

@@ -122,8 +122,10 @@ def saved_plans_document(
     return {
         **accounts_json_dict([(name, plan) for name, plan, _ in plans]),
         "kind": _KIND,
-        # Several accounts' plans are never targeted (--target names one account's contacts).
-        "saved_plan_format": UNTARGETED_FORMAT,
+        # Targeted when any account's plan is; each account's plan records its own targets.
+        "saved_plan_format": (
+            SAVED_PLAN_FORMAT if any(plan.targets for _, plan, _ in plans) else UNTARGETED_FORMAT
+        ),
         "created_at": created_at,
         "prune": any(plan.prune for _, plan, _ in plans),
         "account_plans": {

@@ -52,6 +52,17 @@ class Targets:
         return notice.source is not None and notice.source.path in self.files
 
 
+def known_targets(targets: Targets, known_phones: frozenset[str] | set[str]) -> Targets:
+    """``targets`` without the phones ``known_phones`` lacks (neither declared nor live in
+    an account of several: those phones select nothing there)."""
+    unknown = targets.phones - known_phones
+    return Targets(
+        tuple(label for label in targets.shown if label not in unknown),
+        targets.phones - unknown,
+        targets.files,
+    )
+
+
 def _needed_fields(titles: Iterable[str], changes: Iterable[Change]) -> tuple[str, ...]:
     used = {
         title

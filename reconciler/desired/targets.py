@@ -12,7 +12,8 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.errors import TargetError
@@ -105,3 +106,54 @@ def read_targets(
         if label not in shown:
             shown.append(label)
     return Targets(tuple(shown), frozenset(phones), frozenset(selected))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTargets:
+    """``--target`` values read in one account of several: ``targets`` is what they select
+    there (possibly nothing); ``labels`` maps each value that reads there to its label in
+    ``targets.shown``; ``problems`` says why each other value selects nothing there."""
+
+    targets: Targets
+    labels: Mapping[str, str]
+    problems: Mapping[str, str]
+
+
+def read_account_targets(
+    written: Sequence[str],
+    *,
+    contacts_dir: Path,
+    cwd: Path,
+    files: Sequence[Path],
+    default_region: str | None,
+) -> AccountTargets:
+    """The ``--target`` values read in one account of several, each on its own: a value
+    that selects nothing in this account (a file of another account's directory, a national
+    spelling this account's ``phones.default_region`` cannot read) is left out, with why.
+    Whether every value selects something in some account is the caller's question."""
+    shown: list[str] = []
+    phones: set[str] = set()
+    selected: set[str] = set()
+    labels: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    for target in written:
+        try:
+            read = read_targets(
+                [target],
+                contacts_dir=contacts_dir,
+                cwd=cwd,
+                files=files,
+                default_region=default_region,
+            )
+        except TargetError as error:
+            problems[target] = str(error)
+            continue
+        assert read is not None  # one value was given
+        labels[target] = read.shown[0]
+        if read.shown[0] not in shown:
+            shown.append(read.shown[0])
+        phones.update(read.phones)
+        selected.update(read.files)
+    return AccountTargets(
+        Targets(tuple(shown), frozenset(phones), frozenset(selected)), labels, problems
+    )

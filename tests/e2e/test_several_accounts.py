@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from reconciler.cli import main
@@ -40,6 +41,17 @@ accounts:
     prune: {{max_deletes: 1}}
 """
 SHARED_PHONE = "15105550001"
+SCHEMAS = Path(__file__).parents[2] / "schemas"
+
+
+def valid(text: str, schema: str) -> dict[str, Any]:
+    """``text`` is one JSON document, valid against ``schemas/<schema>``."""
+    parsed = json.loads(text)
+    loaded = json.loads((SCHEMAS / schema).read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(loaded)
+    jsonschema.Draft202012Validator(loaded).validate(parsed)
+    assert isinstance(parsed, dict)
+    return parsed
 
 
 @pytest.fixture(scope="module")
@@ -432,28 +444,118 @@ def test_the_job_summary_has_each_account(
     )
 
 
-def test_a_target_names_one_accounts_contacts(
+def test_a_phone_target_selects_its_changes_in_every_account_where_it_is(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"}, {"phone": "15105550002"})
+    declare(project, "uk", {"phone": "442079460958"})
+    # Not declared in uk, but live there: the target selects it there too.
+    owned(uk, SHARED_PHONE)
+
+    assert main(["plan", "--target", "+1 (510) 555-0001", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["targets"] == [SHARED_PHONE]
+    assert [(c["account"], c["phone"]) for c in document["changes"]] == [("us", SHARED_PHONE)]
+    assert [account["name"] for account in document["accounts"]] == ["us", "uk"]
+
+    # With --prune the phone's delete in uk is selected too (deletes only by phone).
+    assert main(["apply", "--prune", "--target", "+1 510-555-0001", "--auto-approve"]) == 0
+    out = capsys.readouterr().out
+    assert "Accounts: us applied, uk applied." in out
+    assert set(by_phone(sandbox)) == {SHARED_PHONE}
+    assert set(by_phone(uk)) == set()
+
+    # A phone that is nowhere selects nothing: an error, and nothing is written anywhere.
+    writes_before = (write_count(sandbox), write_count(uk))
+    assert main(["plan", "--target", "15105559999"]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(
+        "Error: --target 15105559999 is neither declared nor in the account, in any of the "
+        "selected accounts (us, uk); check the number\n"
+    )
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Changed"}, {"phone": "15105550002"})
+    assert (
+        main(["apply", "--target", SHARED_PHONE, "--target", "15105559999", "--auto-approve"]) == 1
+    )
+    assert "--target 15105559999 is neither declared" in capsys.readouterr().err
+    assert (write_count(sandbox), write_count(uk)) == writes_before
+    assert by_phone(sandbox)[SHARED_PHONE]["first"] == "Alice"
+    assert "15105550002" not in by_phone(sandbox)
+
+
+def test_a_phone_target_is_read_with_each_accounts_default_region(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "reconciler.yaml").write_text(
+        CONFIG.replace("    prune: {max_deletes: 1}\n", "    phones: {default_region: GB}\n"),
+        encoding="utf-8",
+    )
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": "442079460958"}, {"phone": "442079460959"})
+
+    assert main(["plan", "--target", "020 7946 0958", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [(c["account"], c["phone"]) for c in document["changes"]] == [("uk", "442079460958")]
+
+
+def test_a_file_target_selects_in_the_account_whose_directory_holds_it(
     project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
-    declare(project, "uk", {"phone": SHARED_PHONE}, {"phone": "442079460958"})
+    declare(project, "uk", {"phone": SHARED_PHONE, "first": "Alicia"})
 
-    assert main(["plan", "--target", SHARED_PHONE]) == 1
-    assert capsys.readouterr().err == (
-        "Error: --target applies to one account, and 2 are selected: choose one with "
-        "--account NAME\n"
-    )
-    assert sandbox.stats()["by_route"] == {} and uk.stats()["by_route"] == {}
+    assert main(["plan", "--target", "contacts/us/team.yaml", "--out", "us.json"]) == 0
+    captured = capsys.readouterr()
+    assert '=== account "us" ===' in captured.out
+    assert '=== account "uk" ===' not in captured.out
+    assert "Note: account uk: the targets select nothing in it; it is left out." in captured.err
+    # Nothing was asked of the account the target is not in.
+    assert uk.stats()["by_route"] == {}
+    # The saved plan records the targets of the account it holds, and apply proves them.
+    saved = json.loads((project / "us.json").read_text(encoding="utf-8"))
+    assert saved["account"] == "us" and saved["targets"] == ["contacts/us/team.yaml"]
 
-    assert main(["plan", "--account", "uk", "--target", SHARED_PHONE, "--format", "json"]) == 0
-    document = json.loads(capsys.readouterr().out)
-    assert document["targets"] == [SHARED_PHONE]
-    assert [(c["account"], c["phone"]) for c in document["changes"]] == [("uk", SHARED_PHONE)]
+    assert main(["apply", "us.json"]) == 0
+    assert "Accounts: us applied." in capsys.readouterr().out
+    assert by_phone(sandbox)[SHARED_PHONE]["first"] == "Alice"
+    assert by_phone(uk) == {}
 
-    assert main(["apply", "--account", "uk", "--target", SHARED_PHONE, "--auto-approve"]) == 0
+    # A glob over both directories selects in both; its saved plan proves each account.
+    assert main(["plan", "--target", "contacts/*/team.yaml", "--out", "both.json"]) == 0
     capsys.readouterr()
-    assert set(by_phone(uk)) == {SHARED_PHONE}
-    assert by_phone(sandbox) == {}
+    saved = json.loads((project / "both.json").read_text(encoding="utf-8"))
+    assert {name: plan["targets"] for name, plan in saved["account_plans"].items()} == {
+        "us": ["contacts/*/team.yaml"],
+        "uk": ["contacts/*/team.yaml"],
+    }
+    (project / "contacts" / "uk" / "team.yaml").write_text(
+        contacts_yaml({"phone": SHARED_PHONE, "first": "Changed"}), encoding="utf-8"
+    )
+    assert main(["apply", "both.json"]) == 3
+    captured = capsys.readouterr()
+    assert "Accounts: us applied, uk refused (exit 3)." in captured.out
+    assert by_phone(uk) == {}
+
+    # A file in no account's directory is an error before any request.
+    requests = sandbox.stats()["requests"], uk.stats()["requests"]
+    assert main(["plan", "--target", "contacts/nowhere.yaml"]) == 1
+    assert "matches no contacts file" in capsys.readouterr().err
+    assert (sandbox.stats()["requests"], uk.stats()["requests"]) == requests
+
+
+def test_a_file_target_never_deletes_in_any_account(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owned(sandbox, "15105550011")
+    owned(uk, "15105550011")
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": SHARED_PHONE})
+
+    assert main(["apply", "--prune", "--target", "contacts/uk", "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert set(by_phone(uk)) == {SHARED_PHONE, "15105550011"}
+    assert set(by_phone(sandbox)) == {"15105550011"}
+    assert not (project / ".reconciler" / "backups").exists()
 
 
 def test_each_account_says_how_its_live_state_was_read(
@@ -472,17 +574,92 @@ def test_each_account_says_how_its_live_state_was_read(
 
 
 def test_json_results_of_several_accounts(
-    project: Path, sandbox: SandboxHandle, uk: SandboxHandle, capsys: pytest.CaptureFixture[str]
+    project: Path,
+    sandbox: SandboxHandle,
+    uk: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     declare(project, "us", {"phone": SHARED_PHONE})
     declare(project, "uk", {"phone": SHARED_PHONE}, {"phone": "442079460958"})
     assert main(["validate", "--format", "json"]) == 0
-    document = json.loads(capsys.readouterr().out)
+    document = valid(capsys.readouterr().out, "validate-result.schema.json")
     assert (document["valid"], document["contacts"], document["files"]) == (True, 3, 2)
+    assert document["accounts"] == [
+        {"name": "us", "valid": True, "contacts": 1, "files": 1, "problems": []},
+        {"name": "uk", "valid": True, "contacts": 2, "files": 1, "problems": []},
+    ]
 
-    # One result document per run: apply --format json works on one account.
+    # One result document: the totals, and each account's own result.
+    assert main(["apply", "--auto-approve", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    document = valid(captured.out, "apply-result.schema.json")
+    assert (document["created"], document["plan"]["create"]) == (3, 3)
+    assert [(a["name"], a["exit_code"], a["created"]) for a in document["accounts"]] == [
+        ("us", 0, 1),
+        ("uk", 0, 2),
+    ]
+    assert '=== account "us" ===' in captured.err
+
+    # An account that fails before its result: its error is in its entry, not on stdout.
+    monkeypatch.setenv("HEYMARKET_UK_SECRET_KEY", "not-the-uk-key-" + secrets.token_hex(8))
+    declare(project, "us", {"phone": SHARED_PHONE, "first": "Alice"})
     assert main(["apply", "--auto-approve", "--format", "json"]) == 1
-    capsys.readouterr()
-    assert write_count(sandbox) == 0 and write_count(uk) == 0
-    assert main(["apply", "--auto-approve", "--format", "json", "--account", "uk"]) == 0
-    assert json.loads(capsys.readouterr().out)["created"] == 2
+    captured = capsys.readouterr()
+    document = valid(captured.out, "apply-result.schema.json")
+    (us, uk_entry) = document["accounts"]
+    assert (us["name"], us["exit_code"], us["updated"]) == ("us", 0, 1)
+    assert uk_entry["name"] == "uk" and uk_entry["exit_code"] == 1
+    assert "HEYMARKET_UK_SECRET_ID/HEYMARKET_UK_SECRET_KEY" in uk_entry["error"]
+    assert set(uk_entry) == {"name", "exit_code", "error"}
+    assert document["updated"] == 1
+    assert "Error: account uk:" in captured.err
+
+
+def test_validate_json_names_each_accounts_problems(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": "not a phone"})
+    assert main(["validate", "--format", "json"]) == 1
+    document = valid(capsys.readouterr().out, "validate-result.schema.json")
+    (problem,) = document["problems"]
+    assert problem["file"] == "contacts/uk/team.yaml"
+    assert document["accounts"] == [
+        {"name": "us", "valid": True, "contacts": 1, "files": 1, "problems": []},
+        {"name": "uk", "valid": False, "contacts": None, "files": None, "problems": [problem]},
+    ]
+
+
+def test_apply_json_of_several_accounts_names_the_account_of_each_failure(
+    project: Path, sandbox: SandboxHandle, uk: SandboxHandle
+) -> None:
+    declare(project, "us", {"phone": SHARED_PHONE})
+    declare(project, "uk", {"phone": "442079460958", "first": "Created meanwhile"})
+    out: list[str] = []
+    err: list[str] = []
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        if len(asked) == 2:
+            # While uk's prompt waits, someone adds the same phone in the app.
+            uk.seed([{"phone": "442079460958", "first": "From the app"}])
+        return "yes\n"
+
+    console = Console(out=out.append, err=err.append, ask=ask, stdin_is_tty=True)
+    request = ApplyRequest(output_format="json", mask_pii=True)
+    assert run_apply(request, Environment(environ=os.environ, cwd=project, console=console)) == 1
+    document = valid("".join(out), "apply-result.schema.json")
+    assert (document["created"], document["failed"]) == (1, 1)
+    (failure,) = document["failures"]
+    assert (failure["account"], failure["phone"], failure["action"]) == (
+        "uk",
+        "4420******58",
+        "create",
+    )
+    us, uk_entry = document["accounts"]
+    assert (us["name"], us["exit_code"], us["created"], us["failures"]) == ("us", 0, 1, [])
+    assert (uk_entry["name"], uk_entry["exit_code"], uk_entry["failed"]) == ("uk", 1, 1)
+    assert uk_entry["failures"] == [{k: v for k, v in failure.items() if k != "account"}]
+    assert uk_entry["journal"] == document["journal"] == ".reconciler/journal.jsonl"
