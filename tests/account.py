@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reconciler.live import snapshot
 from tests.sandbox_handle import SandboxHandle
 
 OWNER = "team-a"
@@ -74,21 +75,8 @@ def journal_lines(project: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-# The live snapshot's columns, in the order the file holds them (live/snapshot.py).
-SNAPSHOT_COLUMNS = (
-    "id",
-    "uuid",
-    "phone",
-    "first",
-    "last",
-    "display_name",
-    "email",
-    "is_opted_out",
-    "custom",
-    "rev",
-    "updated",
-    "tags",
-)
+# The live snapshot's columns, in the order the file holds them.
+SNAPSHOT_COLUMNS = snapshot.COLUMNS
 
 
 def forge_snapshot(path: Path, edit: Callable[[dict[str, list[Any]]], None]) -> None:

@@ -10,15 +10,13 @@ asks for the shared one by the same name."""
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.sandbox.launch import running_sandbox
 from tests.account import CONFIG
-from tests.sandbox_handle import SandboxHandle
+from tests.sandbox_handle import SandboxHandle, started_sandbox
 
 # Set by a developer's shell or a CI runner, they change what a command prints and where.
 HOST_VARIABLES = ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS", "NO_COLOR")
@@ -38,18 +36,8 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxHandle]:
     """One ``reconciler sandbox --port 0`` subprocess for the whole session."""
-    api_key = "test-key-" + secrets.token_hex(8)
-    secret_id = "test-id-" + secrets.token_hex(4)
-    secret_key = secrets.token_hex(16)
-    credentials = {
-        "HEYMARKET_API_KEY": api_key,
-        "HEYMARKET_SECRET_ID": secret_id,
-        "HEYMARKET_SECRET_KEY": secret_key,
-    }
-    with running_sandbox(credentials) as url:
-        handle = SandboxHandle.connect(url, api_key, secret_id, secret_key)
+    with started_sandbox("test") as handle:
         yield handle
-        handle.close()
 
 
 @pytest.fixture

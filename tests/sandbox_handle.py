@@ -4,12 +4,16 @@ counting requests."""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from reconciler.heymarket import HeymarketClient, credentials_from_env
+from reconciler.sandbox.launch import running_sandbox
 
 
 @dataclass(frozen=True)
@@ -83,3 +87,23 @@ class SandboxHandle:
                 f"sandbox control {method} {path} answered {response.status_code}: {response.text}"
             )
         return response.json()
+
+
+@contextlib.contextmanager
+def started_sandbox(name: str) -> Iterator[SandboxHandle]:
+    """A ``reconciler sandbox --port 0`` subprocess with credentials of its own (``name``
+    starts each, so a leaked one says which server it belongs to), stopped on exit."""
+    api_key = f"{name}-key-" + secrets.token_hex(8)
+    secret_id = f"{name}-id-" + secrets.token_hex(4)
+    secret_key = secrets.token_hex(16)
+    credentials = {
+        "HEYMARKET_API_KEY": api_key,
+        "HEYMARKET_SECRET_ID": secret_id,
+        "HEYMARKET_SECRET_KEY": secret_key,
+    }
+    with running_sandbox(credentials) as url:
+        handle = SandboxHandle.connect(url, api_key, secret_id, secret_key)
+        try:
+            yield handle
+        finally:
+            handle.close()

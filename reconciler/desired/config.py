@@ -139,14 +139,19 @@ def _not_a_number_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
             for key, item in value.items():
                 visit(item, (*path, str(key)))
         elif isinstance(value, float) and math.isnan(value):
-            key_node, value_node = locate(loaded.root, path)
-            line, column = position(key_node or value_node)
             problems.append(
-                Problem(shown_as, line, column, f'"{path[-1]}" must be a number, not .nan')
+                _problem_at(loaded, shown_as, path, f'"{path[-1]}" must be a number, not .nan')
             )
 
     visit(loaded.value, ())
     return problems
+
+
+def _problem_at(loaded: LoadedYaml, shown_as: str, path: tuple[str, ...], message: str) -> Problem:
+    """A problem at the place ``path`` names in the configuration file."""
+    key_node, value_node = locate(loaded.root, path)
+    line, column = position(key_node or value_node)
+    return Problem(shown_as, line, column, message)
 
 
 def _account_mappings(values: object) -> dict[str, dict[str, Any]]:
@@ -174,13 +179,11 @@ def _unknown_region_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]
         if is_known_region(region):
             continue
         path = (*prefix, "phones", "default_region")
-        key_node, value_node = locate(loaded.root, path)
-        line, column = position(key_node or value_node)
         message = (
             f'{".".join(path)} "{region}" is not a region with a known numbering plan; '
             'write an ISO 3166-1 code, e.g. "US" or "GB"'
         )
-        problems.append(Problem(shown_as, line, column, message))
+        problems.append(_problem_at(loaded, shown_as, path, message))
     return problems
 
 
@@ -196,13 +199,12 @@ def _nested_contacts_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem
     for name, directory in directories.items():
         for other, other_directory in directories.items():
             if other != name and directory in other_directory.parents:
-                key_node, value_node = locate(loaded.root, ("accounts", name, "contacts"))
-                line, column = position(key_node or value_node)
                 message = (
                     f'accounts.{name}.contacts "{directory}" holds accounts.{other}.contacts '
                     f'"{other_directory}": give each account a directory of its own'
                 )
-                problems.append(Problem(shown_as, line, column, message))
+                path = ("accounts", name, "contacts")
+                problems.append(_problem_at(loaded, shown_as, path, message))
     return problems
 
 
@@ -217,30 +219,18 @@ def _account_problems(loaded: LoadedYaml, shown_as: str) -> list[Problem]:
     for name in accounts:
         if ACCOUNT_NAME.fullmatch(name):
             continue
-        key_node, value_node = locate(loaded.root, ("accounts", name))
-        line, column = position(key_node or value_node)
-        problems.append(
-            Problem(
-                shown_as,
-                line,
-                column,
-                f'account name "{name}" is not allowed: use a lowercase letter, then up to 39 '
-                "lowercase letters, digits, - or _ (it names the account's directories)",
-            )
+        message = (
+            f'account name "{name}" is not allowed: use a lowercase letter, then up to 39 '
+            "lowercase letters, digits, - or _ (it names the account's directories)"
         )
+        problems.append(_problem_at(loaded, shown_as, ("accounts", name), message))
     problems += _nested_contacts_problems(loaded, shown_as)
     if "contacts" in values:
-        key_node, value_node = locate(loaded.root, ("contacts",))
-        line, column = position(key_node or value_node)
-        problems.append(
-            Problem(
-                shown_as,
-                line,
-                column,
-                'top-level "contacts" is not allowed with "accounts": give each account its '
-                "own accounts.NAME.contacts",
-            )
+        message = (
+            'top-level "contacts" is not allowed with "accounts": give each account its '
+            "own accounts.NAME.contacts"
         )
+        problems.append(_problem_at(loaded, shown_as, ("contacts",), message))
     return problems
 
 

@@ -49,7 +49,7 @@ from reconciler.heymarket.parse import parse_timestamp
 SNAPSHOT_FORMAT = 3
 Refresh = Literal["auto", "full"]
 # The columns, in the order of ``LiveContact``'s fields (``raw`` is never kept).
-_COLUMNS = (
+COLUMNS = (
     "id",
     "uuid",
     "phone",
@@ -175,14 +175,14 @@ def _read_columns(stream: BinaryIO) -> list[list[Any]] | None:
     sha256 of those lines, then nothing."""
     digest = hashlib.sha256()
     columns: list[list[Any]] = []
-    for line in itertools.islice(stream, len(_COLUMNS)):
+    for line in itertools.islice(stream, len(COLUMNS)):
         digest.update(line)
         column = decode_json(line)
         if not isinstance(column, list):
             return None
         columns.append(column)
     trailer = decode_json(stream.readline() or b"null")
-    if len(columns) != len(_COLUMNS) or stream.read(1):
+    if len(columns) != len(COLUMNS) or stream.read(1):
         return None
     if not isinstance(trailer, dict) or trailer.get("sha256") != digest.hexdigest():
         return None
@@ -219,7 +219,7 @@ def _contacts(columns: list[list[Any]], count: object) -> list[LiveContact] | No
         and _types(itertools.chain.from_iterable(tags)) <= _TEXT
     ):
         return None
-    by_field = dict(zip(_COLUMNS, columns, strict=True))
+    by_field = dict(zip(COLUMNS, columns, strict=True))
     by_field["tags"] = list(map(tuple, tags))
     return LiveContact.from_columns(by_field, count)
 
@@ -258,7 +258,7 @@ def _custom_line(contacts: Sequence[LiveContact]) -> list[Any]:
 
 def _column_lines(contacts: Sequence[LiveContact]) -> Iterator[str]:
     """One line a column; made one at a time, so at most one column's text is in memory."""
-    for name in _COLUMNS:
+    for name in COLUMNS:
         if name == "custom":
             values: list[Any] = _custom_line(contacts)
         elif name == "tags":

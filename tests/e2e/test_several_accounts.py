@@ -24,9 +24,8 @@ from reconciler.commands.plan import PlanRequest
 from reconciler.commands.plan import run as run_plan
 from reconciler.heymarket import HeymarketClient, credentials_from_env
 from reconciler.report.console import Console
-from reconciler.sandbox.launch import running_sandbox
 from tests.account import OWNER, by_phone, contacts_yaml, journal_lines, owned, write_count
-from tests.sandbox_handle import SandboxHandle
+from tests.sandbox_handle import SandboxHandle, started_sandbox
 
 CONFIG = f"""\
 ownership: {{owner: {OWNER}}}
@@ -57,18 +56,8 @@ def valid(text: str, schema: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def uk_server() -> Iterator[SandboxHandle]:
     """A second sandbox, with credentials of its own."""
-    api_key = "uk-key-" + secrets.token_hex(8)
-    secret_id = "uk-id-" + secrets.token_hex(4)
-    secret_key = secrets.token_hex(16)
-    credentials = {
-        "HEYMARKET_API_KEY": api_key,
-        "HEYMARKET_SECRET_ID": secret_id,
-        "HEYMARKET_SECRET_KEY": secret_key,
-    }
-    with running_sandbox(credentials) as url:
-        handle = SandboxHandle.connect(url, api_key, secret_id, secret_key)
+    with started_sandbox("uk") as handle:
         yield handle
-        handle.close()
 
 
 @pytest.fixture
