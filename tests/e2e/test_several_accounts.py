@@ -447,6 +447,12 @@ def test_a_phone_target_selects_its_changes_in_every_account_where_it_is(
     assert [(c["account"], c["phone"]) for c in document["changes"]] == [("us", SHARED_PHONE)]
     assert [account["name"] for account in document["accounts"]] == ["us", "uk"]
 
+    # A phone only one account knows: the other is read, then left out.
+    assert main(["plan", "--target", "15105550002", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert [account["name"] for account in json.loads(captured.out)["accounts"]] == ["us"]
+    assert "Note: account uk: the targets select nothing in it; it is left out." in captured.err
+
     # With --prune the phone's delete in uk is selected too (deletes only by phone).
     assert main(["apply", "--prune", "--target", "+1 510-555-0001", "--auto-approve"]) == 0
     out = capsys.readouterr().out
@@ -545,6 +551,17 @@ def test_a_file_target_never_deletes_in_any_account(
     assert set(by_phone(uk)) == {SHARED_PHONE, "15105550011"}
     assert set(by_phone(sandbox)) == {"15105550011"}
     assert not (project / ".reconciler" / "backups").exists()
+
+    # A phone declared nowhere selects its delete where it is live, and only there.
+    owned(uk, "15105550012")
+    assert main(["apply", "--prune", "--target", "15105550012", "--auto-approve"]) == 0
+    out = capsys.readouterr().out
+    us_section = out[out.index('=== account "us" ===') : out.index('=== account "uk" ===')]
+    assert "The targets select nothing in this account; nothing to apply." in us_section
+    assert set(by_phone(uk)) == {SHARED_PHONE, "15105550011"}
+    assert set(by_phone(sandbox)) == {"15105550011"}
+    (backup,) = (project / ".reconciler" / "backups" / "uk").iterdir()
+    assert "15105550012" in backup.read_text(encoding="utf-8")
 
 
 def test_each_account_says_how_its_live_state_was_read(
