@@ -266,6 +266,9 @@ def _plan_accounts(request: PlanRequest, env: Environment, selected: Sequence[In
                 else render_account_plans(plans, "markdown", options).stdout
             )
             console.err(append_step_summary(summary, env.environ, screen=console.screen))
+    if failed:
+        # Said last, so a reader of the plans above does not take them for every account's.
+        console.err(f"Not planned: account {', '.join(failed)} (see the error above).\n")
     return worst_exit_code(codes)
 
 

@@ -164,6 +164,8 @@ def test_a_server_fault_in_one_account_leaves_the_other_applied(
     assert "Error: account us:" in text
     assert '=== account "uk" ===' in text and "Plan: 1 to create" in text
     assert "1 account: Plan: 1 to create, 0 to update, 0 to delete." in text
+    # Said last: the plan above is not every account's.
+    assert text.rstrip().endswith("Not planned: account us (see the error above).")
 
     printed.clear()
     assert run_apply(ApplyRequest(auto_approve=True), env) == 1
