@@ -7,7 +7,7 @@ only reads the account."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from reconciler.files.saved_plans import (
     write_saved_plans,
 )
 from reconciler.live.snapshot import Refresh
-from reconciler.render import FORMATS, render_plan
+from reconciler.render import FORMATS, Rendered, render_plan
 from reconciler.render.accounts import render_account_plans
 from reconciler.report.github import STEP_SUMMARY_VARIABLE, append_step_summary
 
@@ -189,6 +189,24 @@ def _save_accounts(
     )
 
 
+def _show(
+    request: PlanRequest,
+    env: Environment,
+    rendered: Rendered,
+    note: str,
+    as_markdown: Callable[[], str],
+) -> None:
+    """The rendered plan on stdout and stderr, where it was saved, and, when GitHub asks for
+    a job summary, the plan as markdown appended to it."""
+    console = env.console
+    console.out(rendered.stdout)
+    console.err(rendered.stderr)
+    _say_saved(request, env, note)
+    if env.environ.get(STEP_SUMMARY_VARIABLE, "").strip():
+        summary = rendered.stdout if request.output_format == "markdown" else as_markdown()
+        console.err(append_step_summary(summary, env.environ, screen=console.screen))
+
+
 def _say_saved(request: PlanRequest, env: Environment, note: str) -> None:
     # In text mode stdout is for people; otherwise it is a document being piped.
     if note and request.output_format == "text":
@@ -198,7 +216,6 @@ def _say_saved(request: PlanRequest, env: Environment, note: str) -> None:
 
 
 def _plan_one(request: PlanRequest, env: Environment, inputs: Inputs) -> int:
-    console = env.console
     plan = _derive(request, env, inputs)
 
     options = render_options(
@@ -207,18 +224,7 @@ def _plan_one(request: PlanRequest, env: Environment, inputs: Inputs) -> int:
     rendered = render_plan(plan, request.output_format, options)
     # Saved before anything is shown: a plan that cannot be saved is only an error.
     note = _save(request, env, inputs, plan)
-    console.out(rendered.stdout)
-    console.err(rendered.stderr)
-    _say_saved(request, env, note)
-
-    if env.environ.get(STEP_SUMMARY_VARIABLE, "").strip():
-        summary = (
-            rendered.stdout
-            if request.output_format == "markdown"
-            else render_plan(plan, "markdown", options).stdout
-        )
-        console.err(append_step_summary(summary, env.environ, screen=console.screen))
-
+    _show(request, env, rendered, note, lambda: render_plan(plan, "markdown", options).stdout)
     return plan_exit_code(plan, detailed=request.detailed_exitcode)
 
 
@@ -256,16 +262,13 @@ def _plan_accounts(request: PlanRequest, env: Environment, selected: Sequence[In
     if plans:
         rendered = render_account_plans(plans, request.output_format, options)
         note = _save_accounts(request, env, selected, plans, failed)
-        console.out(rendered.stdout)
-        console.err(rendered.stderr)
-        _say_saved(request, env, note)
-        if env.environ.get(STEP_SUMMARY_VARIABLE, "").strip():
-            summary = (
-                rendered.stdout
-                if request.output_format == "markdown"
-                else render_account_plans(plans, "markdown", options).stdout
-            )
-            console.err(append_step_summary(summary, env.environ, screen=console.screen))
+        _show(
+            request,
+            env,
+            rendered,
+            note,
+            lambda: render_account_plans(plans, "markdown", options).stdout,
+        )
     if failed:
         # Said last, so a reader of the plans above does not take them for every account's.
         console.err(f"Not planned: account {', '.join(failed)} (see the error above).\n")
