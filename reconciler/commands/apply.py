@@ -267,28 +267,37 @@ def _apply_locked(
         readings = read_targets_of_accounts(request.targets, selected)
         _check_targets_select_live(request, env, selected, readings)
     entries: list[dict[str, Any]] = []
+    # The accounts the targets select nothing in: said so in the closing line, not "applied".
+    left_out: set[str] = set()
 
     def apply_one(inputs: Inputs, plan: SavedPlan | None) -> int:
         name = str(inputs.settings.account)
         targets = readings[name].targets if readings else None
         if targets is not None and not targets.shown:
             # No request to an account the targets select nothing in.
+            left_out.add(name)
             env.console.out(_NOTHING_SELECTED)
             nothing = _result(request, env.cwd, inputs.settings, Tally(), Summary(0, 0, 0, 0), 0)
             entries.append(account_entry(name, EXIT_OK, nothing))
             return EXIT_OK
+
+        def leave_out() -> None:
+            left_out.add(name)
+
         if document is None:
-            return _apply_account(request, env, started_at, inputs, plan, None, targets)
+            return _apply_account(request, env, started_at, inputs, plan, None, targets, leave_out)
         results: list[dict[str, Any]] = []
         try:
-            code = _apply_account(request, env, started_at, inputs, plan, results.append, targets)
+            code = _apply_account(
+                request, env, started_at, inputs, plan, results.append, targets, leave_out
+            )
         except ReconcilerError as error:
             entries.append(account_entry(name, error.exit_code, None, str(error)))
             raise
         entries.append(account_entry(name, code, results[0] if results else None))
         return code
 
-    code = apply_accounts(selected, saved, env.console, apply_one)
+    code = apply_accounts(selected, saved, env.console, apply_one, left_out=left_out)
     if document is not None:
         document(
             accounts_result(
@@ -385,9 +394,11 @@ def _apply_account(
     saved: SavedPlan | None = None,
     document: Publish | None = None,
     several_targets: Targets | None = None,
+    leave_out: Callable[[], None] | None = None,
 ) -> int:
     """One account's apply; ``several_targets``: the targets of an account of several, read
-    already (a phone target neither declared nor live here selects nothing here)."""
+    already (a phone target neither declared nor live here selects nothing here, and
+    ``leave_out`` is called)."""
     console, cwd = env.console, env.cwd
     settings, desired = inputs.settings, inputs.desired
     # Masking asked for by any account of the run masks all of it.
@@ -455,6 +466,8 @@ def _apply_account(
                 )
 
         if several_targets is not None and not plan.targets:
+            if leave_out is not None:
+                leave_out()
             console.out(_NOTHING_SELECTED)
             publish(Tally())
             return EXIT_OK

@@ -4,7 +4,7 @@ next; the exit code is the worst of theirs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from reconciler.commands.context import Inputs
@@ -75,11 +75,14 @@ def apply_accounts(
     saved: Mapping[str | None, SavedPlan],
     console: Console,
     apply_one: Callable[[Inputs, SavedPlan | None], int],
+    *,
+    left_out: Collection[str] = (),
 ) -> int:
     """Each selected account in turn, each with its own plan (proven against its own saved
     plan, with a file), caps, backups and journal lines. One account's failure (refused
     credentials, a server fault, a guard) is reported and the next account is still
-    applied; the exit code is the worst of them."""
+    applied; the exit code is the worst of them. ``left_out``: the accounts the targets
+    select nothing in, once each has run (said so in the closing line)."""
     outcomes: list[tuple[str, int]] = []
     for inputs in selected:
         name = str(inputs.settings.account)
@@ -96,9 +99,14 @@ def apply_accounts(
             code = error.exit_code
         outcomes.append((name, code))
         console.out("\n")
-    results = ", ".join(f"{name} {_outcome(code)}" for name, code in outcomes)
+    results = ", ".join(
+        f"{name} {LEFT_OUT if name in left_out else _outcome(code)}" for name, code in outcomes
+    )
     console.out(f"Accounts: {results}.\n")
     return worst_exit_code(code for _, code in outcomes)
+
+
+LEFT_OUT = "left out (the targets select nothing in it)"
 
 
 def _outcome(code: int) -> str:

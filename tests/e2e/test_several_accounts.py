@@ -549,7 +549,8 @@ def test_a_file_target_never_deletes_in_any_account(
     declare(project, "uk", {"phone": SHARED_PHONE})
 
     assert main(["apply", "--prune", "--target", "contacts/uk", "--auto-approve"]) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "Accounts: us left out (the targets select nothing in it), uk applied." in out
     assert set(by_phone(uk)) == {SHARED_PHONE, "15105550011"}
     assert set(by_phone(sandbox)) == {"15105550011"}
     assert not (project / ".reconciler" / "backups").exists()
@@ -560,6 +561,7 @@ def test_a_file_target_never_deletes_in_any_account(
     out = capsys.readouterr().out
     us_section = out[out.index('=== account "us" ===') : out.index('=== account "uk" ===')]
     assert "The targets select nothing in this account; nothing to apply." in us_section
+    assert "Accounts: us left out (the targets select nothing in it), uk applied." in out
     assert set(by_phone(uk)) == {SHARED_PHONE, "15105550011"}
     assert set(by_phone(sandbox)) == {"15105550011"}
     (backup,) = (project / ".reconciler" / "backups" / "uk").iterdir()
