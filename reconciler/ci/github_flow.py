@@ -94,8 +94,8 @@ class GitHub:
         for page in range(1, 101):
             answer = self.json("GET", f"{path}{separator}per_page=100&page={page}")
             batch = answer.get(key, []) if key and isinstance(answer, dict) else answer
-            if not isinstance(batch, list):
-                raise FlowError(f"GitHub's answer to GET {path} is not a list.")
+            if not isinstance(batch, list) or not all(isinstance(item, dict) for item in batch):
+                raise FlowError(f"GitHub's answer to GET {path} is not a list of objects.")
             items.extend(batch)
             if len(batch) < 100:
                 break
@@ -128,6 +128,18 @@ def merged_pull_request(github: GitHub, sha: str) -> dict[str, Any] | None:
     return chosen[0] if chosen else None
 
 
+def _object(value: object) -> dict[str, Any]:
+    """A nested object of a GitHub answer; anything else reads as an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: object, what: str) -> int:
+    """A positive integer from a GitHub answer, or a one-line failure naming ``what``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise FlowError(f"GitHub's answer has no usable {what} ({value!r:.40}).")
+
+
 def plan_artifact_name(head_sha: str) -> str:
     return f"{PLAN_ARTIFACT_PREFIX}{head_sha}"
 
@@ -139,7 +151,7 @@ def fetch_plan(github: GitHub, head_sha: str, destination: Path) -> Path | None:
     artifacts = github.pages(f"{github.repo_path}/actions/artifacts?name={name}", "artifacts")
     candidates = []
     for artifact in artifacts:
-        run = artifact.get("workflow_run") or {}
+        run = _object(artifact.get("workflow_run"))
         if artifact.get("expired") or artifact.get("name") != plan_artifact_name(head_sha):
             continue
         if run.get("head_sha") != head_sha:
@@ -151,7 +163,8 @@ def fetch_plan(github: GitHub, head_sha: str, destination: Path) -> Path | None:
     if not candidates:
         return None
     newest = max(candidates, key=lambda artifact: str(artifact.get("created_at", "")))
-    archive = github.download(f"{github.repo_path}/actions/artifacts/{newest['id']}/zip")
+    identifier = _number(newest.get("id"), "an artifact id")
+    archive = github.download(f"{github.repo_path}/actions/artifacts/{identifier}/zip")
     try:
         with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
             plan = bundle.read("plan.json")
@@ -167,11 +180,10 @@ def upsert_comment(github: GitHub, number: int, marker: str, body: str) -> str:
     path = f"{github.repo_path}/issues/{number}/comments"
     comments = github.pages(path)
     for comment in comments:
-        user = comment.get("user") or {}
+        user = _object(comment.get("user"))
         if user.get("type") == "Bot" and marker in str(comment.get("body", "")):
-            github.json(
-                "PATCH", f"{github.repo_path}/issues/comments/{comment['id']}", {"body": body}
-            )
+            identifier = _number(comment.get("id"), "a comment id")
+            github.json("PATCH", f"{github.repo_path}/issues/comments/{identifier}", {"body": body})
             return "updated"
     github.json("POST", path, {"body": body})
     return "created"
@@ -285,12 +297,13 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         if pull is None:
             _set_outputs(environ, {"pr": "", "found": "false", "reason": "no merged pull request"})
             return 0
-        head_sha = str((pull.get("head") or {}).get("sha", ""))
+        number = _number(pull.get("number"), "a pull request number")
+        head_sha = str(_object(pull.get("head")).get("sha", ""))
         saved = fetch_plan(github, head_sha, arguments.out) if head_sha else None
         _set_outputs(
             environ,
             {
-                "pr": str(pull["number"]),
+                "pr": str(number),
                 "found": "true" if saved else "false",
                 "reason": "" if saved else f"no saved plan for {head_sha[:7]}",
             },

@@ -143,3 +143,23 @@ def test_a_failure_is_one_line_and_exit_1(
     assert result.stderr.startswith(message)
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("broken", ["pull without a number", "artifact without an id"])
+def test_an_answer_missing_an_id_is_one_line_and_exit_1(
+    github: GitHubStub, tmp_path: Path, broken: str
+) -> None:
+    head = "e" * 40
+    github.state.merged_pull(7, SHA, head)
+    github.state.add_plan_artifact(head, {"plan.json": b"{}"})
+    if broken == "pull without a number":
+        del github.state.pulls_by_commit[SHA][0]["number"]
+    else:
+        del github.state.artifacts[-1]["id"]
+
+    result = flow(github, tmp_path, "reviewed-plan", "--sha", SHA, "--out", "plan.json")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("::error::GitHub's answer has no usable ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "plan.json").exists()
