@@ -88,7 +88,8 @@ def read_targets(
         if not target.strip():
             raise TargetError("--target is empty; name a phone number or a contacts file")
         if _PHONE_LIKE.fullmatch(target):
-            phone = read_phone(target.strip(), default_region)
+            # As a contacts file reads it, spaces around the digits included: one reading.
+            phone = read_phone(target, default_region)
             if isinstance(phone, PhoneProblem):
                 raise TargetError(f"--target: {phone.message}")
             phones.add(phone.phone)

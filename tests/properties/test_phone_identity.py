@@ -28,10 +28,12 @@ from reconciler.commands.apply import run as run_apply
 from reconciler.commands.context import Settings
 from reconciler.commands.environment import Environment
 from reconciler.core.diff import DiffSettings, diff
+from reconciler.core.errors import TargetError
 from reconciler.core.model import CustomField, DesiredContact, LiveContact, SourceLocation
 from reconciler.core.phones import is_canonical_phone
 from reconciler.desired.loader import parse_file
 from reconciler.desired.schemas import load_schema
+from reconciler.desired.targets import read_targets
 from reconciler.execute import Executor
 from reconciler.execute.journal import Journal
 from reconciler.heymarket import HeymarketClient, credentials_from_env
@@ -244,6 +246,56 @@ def test_every_spelling_of_a_number_is_its_one_identity_in_the_plan(
     # Without the region it needs, a national spelling is refused, never read otherwise.
     if region is not None and not written.startswith("+") and not written.isdigit():
         assert parse_file(data, "a.yaml").problems
+
+
+# --- a phone named by --target: the same identity, or an error ---------------------------
+_NOWHERE = Path("/nonexistent-contacts-repository")
+_TARGET_CHARACTERS = frozenset("0123456789 +-.()")
+
+
+def _phone_targets(written: str, region: str | None) -> frozenset[str] | None:
+    """The phones ``--target written`` selects, or ``None`` when it is refused."""
+    try:
+        targets = read_targets(
+            [written],
+            contacts_dir=_NOWHERE / "contacts",
+            cwd=_NOWHERE,
+            files=[],
+            default_region=region,
+        )
+    except TargetError:
+        return None
+    assert targets is not None
+    return targets.phones
+
+
+@settings(max_examples=200, deadline=None)
+@given(written_forms())
+def test_every_spelling_of_a_phone_target_selects_its_one_identity(
+    form: tuple[str, str, str | None],
+) -> None:
+    canonical, written, region = form
+    assert _phone_targets(written, region) == frozenset({canonical})
+
+
+@settings(max_examples=400, deadline=None)
+@given(spellings())
+def test_a_target_is_read_as_the_contacts_files_read_that_phone_or_refused(
+    spelled: tuple[str, str, str],
+) -> None:
+    # A line break, a tab, an invisible space or a letter around the digits: never read as a
+    # phone (which could select a delete); with no such file, an error. Otherwise the target
+    # names exactly the number a contacts file declaring that spelling would hold.
+    _digits, written, _yaml = spelled
+    selected = _phone_targets(written, "US")
+    if set(written) - _TARGET_CHARACTERS:
+        assert selected is None
+        return
+    declared = parse_file(f"contacts:\n  - phone: {json.dumps(written)}\n".encode(), "a.yaml", "US")
+    if declared.contacts:
+        assert selected == frozenset({declared.contacts[0].phone})
+    else:
+        assert selected is None
 
 
 # --- a server answer that names no declared phone ----------------------------------------
